@@ -1,0 +1,26 @@
+//! Service discovery: where jobs' Consul registrations go.
+//!
+//! Jobs talk to a [`ServiceRegistry`]; without a `consul` section it is
+//! [`NoDiscovery`], so autopilot supervises jobs without Consul.
+
+use crate::jobs::machine::ServiceAction;
+use std::future::Future;
+use std::pin::Pin;
+
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Applies a job's registration changes. The returned future completes when
+/// the change reached the registry (or was given up on); callers await it
+/// only where order matters (deregister before SIGTERM).
+pub trait ServiceRegistry: Send + Sync {
+    fn apply(&self, job: &str, action: ServiceAction) -> BoxFuture;
+}
+
+/// Used when there is no `consul` section.
+pub struct NoDiscovery;
+
+impl ServiceRegistry for NoDiscovery {
+    fn apply(&self, _job: &str, _action: ServiceAction) -> BoxFuture {
+        Box::pin(async {})
+    }
+}

@@ -1,0 +1,272 @@
+//! Runs one job: feeds the state machine its inputs and carries out its effects.
+//!
+//! The runner owns the job's process, timers and health check. It waits only
+//! on events, exits, timer deadlines and check results (no polling), so an
+//! idle job costs nothing.
+
+use super::health::{self, RunningCheck};
+use super::machine::{Effect, Input, Machine, Rules, ServiceAction, State, Timer};
+use super::status::{JobStatus, StatusBoard};
+use crate::config::model::JobConfig;
+use crate::discovery::ServiceRegistry;
+use crate::environ::Environ;
+use crate::events::{Bus, Event};
+use crate::process::{self, ExitStatus, Output, Reaper};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+/// How long deregistration may hold up a job's SIGTERM.
+const DEREGISTER_BUDGET: Duration = Duration::from_secs(2);
+
+/// What the supervisor (or the control socket) can ask of a running job.
+#[derive(Debug, Clone, Copy)]
+pub enum Command {
+    /// The shutdown deadline passed: SIGKILL and be done.
+    ForceKill,
+    /// Send a signal to the job's process group, if it runs.
+    Signal(Signal),
+}
+
+/// Everything a job shares with the rest of the supervisor.
+#[derive(Clone)]
+pub struct Shared {
+    pub bus: Bus,
+    pub reaper: Reaper,
+    pub environ: Environ,
+    pub registry: Arc<dyn ServiceRegistry>,
+    pub board: StatusBoard,
+}
+
+/// How the job ended, for the container's exit code.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub name: String,
+    pub last_exit: Option<ExitStatus>,
+}
+
+pub struct Runner {
+    config: Arc<JobConfig>,
+    machine: Machine,
+    shared: Shared,
+    events: broadcast::Receiver<Event>,
+    commands: mpsc::Receiver<Command>,
+    timers: HashMap<Timer, Instant>,
+    /// The running process (also its process group id) and its exit.
+    process: Option<(Pid, oneshot::Receiver<ExitStatus>)>,
+    /// The leader exited while stopping but its group still has members.
+    exit_pending: Option<(Pid, ExitStatus)>,
+    check: Option<RunningCheck>,
+    check_results_tx: mpsc::Sender<bool>,
+    check_results: mpsc::Receiver<bool>,
+}
+
+impl Runner {
+    /// Subscribes to the bus now, so no event published after this call is missed.
+    pub fn new(config: Arc<JobConfig>, rules: Rules, shared: Shared) -> (Runner, mpsc::Sender<Command>) {
+        let (cmd_tx, commands) = mpsc::channel(8);
+        let (check_results_tx, check_results) = mpsc::channel(1);
+        let runner = Runner {
+            machine: Machine::new(rules),
+            events: shared.bus.subscribe(),
+            config,
+            shared,
+            commands,
+            timers: HashMap::new(),
+            process: None,
+            exit_pending: None,
+            check: None,
+            check_results_tx,
+            check_results,
+        };
+        runner.publish_status();
+        (runner, cmd_tx)
+    }
+
+    pub async fn run(mut self) -> Report {
+        let mut reaped = self.shared.reaper.reaped_notifications();
+        loop {
+            let next_timer = self.timers.iter().min_by_key(|(_, at)| **at).map(|(t, at)| (*t, *at));
+            let input = tokio::select! {
+                status = wait_exit(&mut self.process) => {
+                    let (pid, _) = self.process.take().expect("exit without a process");
+                    self.shared.environ.set_job_pid(&self.config.name, None);
+                    if self.machine.state() == State::Stopping && process::group_alive(pid) {
+                        // Wait for the rest of the group before calling it stopped.
+                        self.exit_pending = Some((pid, status));
+                        continue;
+                    }
+                    Input::Exited(status)
+                }
+                changed = reaped.changed(), if self.exit_pending.is_some() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    let (pid, status) = self.exit_pending.expect("checked above");
+                    if process::group_alive(pid) {
+                        continue;
+                    }
+                    self.exit_pending = None;
+                    Input::Exited(status)
+                }
+                event = self.events.recv() => match event {
+                    Ok(event) => Input::Event(event),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        self.shared.bus.record_lost(n);
+                        log::error!("{}: missed {n} events (event bus overrun)", self.config.name);
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => Input::ForceKill,
+                },
+                _ = sleep_until(next_timer.map(|(_, at)| at)) => {
+                    let (timer, _) = next_timer.expect("sleep only with a timer");
+                    self.timers.remove(&timer);
+                    Input::Timer(timer)
+                }
+                Some(passed) = self.check_results.recv() => {
+                    self.check = None;
+                    Input::HealthChecked(passed)
+                }
+                Some(cmd) = self.commands.recv() => match cmd {
+                    Command::ForceKill => {
+                        if let Some((pid, status)) = self.exit_pending.take() {
+                            process::signal_group(pid, Signal::SIGKILL);
+                            Input::Exited(status)
+                        } else {
+                            Input::ForceKill
+                        }
+                    }
+                    Command::Signal(sig) => {
+                        if let Some((pid, _)) = &self.process {
+                            process::signal_group(*pid, sig);
+                        }
+                        continue;
+                    }
+                },
+            };
+            let effects = self.machine.on(input, std::time::Instant::now());
+            for effect in effects {
+                self.apply(effect).await;
+            }
+            self.publish_status();
+            if self.machine.state() == State::Stopped && self.process.is_none() && self.exit_pending.is_none() {
+                break;
+            }
+        }
+        if let Some(check) = self.check.take() {
+            check.cancel();
+        }
+        Report {
+            name: self.config.name.clone(),
+            last_exit: self.machine.last_exit,
+        }
+    }
+
+    async fn apply(&mut self, effect: Effect) {
+        let name = self.config.name.clone();
+        match effect {
+            Effect::Spawn => self.spawn(),
+            Effect::Signal(sig) => {
+                if let Some((pid, _)) = &self.process {
+                    log::debug!("{name}: sending {sig} to process group {pid}");
+                    process::signal_group(*pid, sig);
+                } else if let Some((pid, _)) = &self.exit_pending {
+                    process::signal_group(*pid, sig);
+                }
+            }
+            Effect::Publish(code) => self.shared.bus.publish(Event::new(code, &name)),
+            Effect::SetTimer(timer, after) => {
+                self.timers.insert(timer, Instant::now() + after);
+            }
+            Effect::CancelTimer(timer) => {
+                self.timers.remove(&timer);
+            }
+            Effect::CheckHealth => {
+                if self.check.as_ref().is_some_and(|c| !c.is_finished()) {
+                    log::debug!("{name}: previous health check still running, skipping this one");
+                    return;
+                }
+                if let Some(health) = &self.config.health {
+                    self.check = Some(health::start(
+                        &name,
+                        health,
+                        &self.shared.environ,
+                        &self.shared.reaper,
+                        self.check_results_tx.clone(),
+                    ));
+                }
+            }
+            Effect::CancelHealthCheck => {
+                if let Some(check) = self.check.take() {
+                    check.cancel();
+                }
+            }
+            Effect::Service(action) => {
+                let done = self.shared.registry.apply(&name, action);
+                if action == ServiceAction::Deregister {
+                    // Clients must stop being sent here before the process stops.
+                    let _ = tokio::time::timeout(DEREGISTER_BUDGET, done).await;
+                } else {
+                    tokio::spawn(done);
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self) {
+        let Some(exec) = &self.config.exec else { return };
+        let output = if self.config.logging_raw {
+            Output::Raw
+        } else {
+            Output::Log(self.config.name.clone())
+        };
+        match process::spawn(exec, &self.shared.environ.snapshot(), &output) {
+            Ok(pid) => {
+                let exit = self.shared.reaper.watch(pid);
+                log::debug!("{}: started `{}` as pid {pid}", self.config.name, exec.display());
+                self.shared.environ.set_job_pid(&self.config.name, Some(pid.as_raw()));
+                self.process = Some((pid, exit));
+            }
+            Err(e) => {
+                log::error!("{}: cannot start `{}`: {}", self.config.name, exec.display(), e.error);
+                // Report it as the shell would, through the normal exit path.
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(ExitStatus::Exited(e.exit_code()));
+                self.process = Some((Pid::from_raw(0), rx));
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let mut status = JobStatus::new(&self.config.name, self.config.service.is_some());
+        status.state = self.machine.state().as_str();
+        status.health = self.machine.health().as_str();
+        status.pid = self.process.as_ref().map(|(p, _)| p.as_raw()).filter(|p| *p > 0);
+        status.restarts = self.machine.restarts;
+        status.set_exit(self.machine.last_exit);
+        self.shared.board.update(status);
+    }
+}
+
+async fn wait_exit(process: &mut Option<(Pid, oneshot::Receiver<ExitStatus>)>) -> ExitStatus {
+    match process {
+        Some((_, rx)) => match rx.await {
+            Ok(status) => status,
+            // The reaper never drops a registered sender, so this is unreachable
+            // in practice; treat it as a kill rather than hang.
+            Err(_) => ExitStatus::Signaled(Signal::SIGKILL as i32),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,24 @@
+//! autopilot: an in-container supervisor for the Autopilot Pattern.
+//!
+//! Components, from the outside in:
+//! - [`cli`]: command-line parsing (ContainerPilot-style flags);
+//! - [`config`]: template rendering, JSON5 parsing, validation into typed config;
+//! - [`plan`]: the human-readable plan `autopilot check` prints;
+//! - [`supervisor`]: PID-1 duties, signals, shutdown sequence, exit code;
+//! - [`jobs`]: each job's state machine, runner and health checks;
+//! - [`events`]: the ordered, non-blocking event bus;
+//! - [`process`]: spawning in process groups and the single reaper;
+//! - [`environ`]: the environment handed to children;
+//! - [`discovery`]: service registration (Consul);
+//! - [`logging`]: log formats.
+
+pub mod cli;
+pub mod config;
+pub mod discovery;
+pub mod environ;
+pub mod events;
+pub mod jobs;
+pub mod logging;
+pub mod plan;
+pub mod process;
+pub mod supervisor;

@@ -1,0 +1,137 @@
+//! Starting child processes the way a PID 1 must.
+//!
+//! Each child gets its own process group (so a stop or timeout can signal the
+//! whole tree it started), default signal dispositions and an empty signal
+//! mask (whatever the supervisor blocks or handles must not leak into the
+//! app), an explicit environment, and stdin from /dev/null. We use
+//! `std::process::Command` only to fork and exec; waiting is the reaper's job.
+
+use crate::config::model::Exec;
+use crate::logging;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, sigprocmask};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Where a child's stdout and stderr go.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Each line becomes a log line tagged with this name.
+    Log(String),
+    /// Inherit the supervisor's stdout/stderr untouched (`logging.raw`).
+    Raw,
+}
+
+/// Why a process could not be started, mapped to the shell's exit codes.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub error: io::Error,
+}
+
+impl SpawnError {
+    /// 127 when the program does not exist, 126 when it cannot be executed.
+    pub fn exit_code(&self) -> i32 {
+        match self.error.kind() {
+            io::ErrorKind::NotFound => 127,
+            _ => 126,
+        }
+    }
+}
+
+/// Starts `exec` in a new process group. Returns the pid, which is also the
+/// process group id.
+pub fn spawn(exec: &Exec, env: &BTreeMap<String, String>, output: &Output) -> Result<Pid, SpawnError> {
+    let mut cmd = Command::new(&exec.program);
+    cmd.args(&exec.args)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .process_group(0);
+    let log_pipe = match output {
+        Output::Raw => None,
+        Output::Log(_) => {
+            let (read, write) = nix::unistd::pipe().map_err(|e| SpawnError { error: e.into() })?;
+            let write2 = write.try_clone().map_err(|error| SpawnError { error })?;
+            cmd.stdout(Stdio::from(write)).stderr(Stdio::from(write2));
+            Some(read)
+        }
+    };
+    // SAFETY: the closure runs between fork and exec and only calls
+    // async-signal-safe functions (sigprocmask, signal).
+    unsafe {
+        cmd.pre_exec(reset_signals);
+    }
+    let child = cmd.spawn().map_err(|error| SpawnError { error })?;
+    // `cmd` (and with it our copies of the pipe's write end) is dropped at the
+    // end of this function, so the reader sees EOF when the child's tree closes it.
+    let pid = Pid::from_raw(child.id() as i32);
+    drop(child); // Never waited on here: the reaper owns waitpid.
+    if let (Some(read), Output::Log(name)) = (log_pipe, output) {
+        forward_lines(read, name.clone());
+    }
+    Ok(pid)
+}
+
+/// Restores default dispositions and an empty mask in the child.
+fn reset_signals() -> io::Result<()> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: setting SIG_DFL is always sound.
+        unsafe {
+            libc::signal(sig as libc::c_int, libc::SIG_DFL);
+        }
+    }
+    Ok(())
+}
+
+/// Longest line kept from a child; the rest of an over-long line is dropped
+/// so a runaway writer cannot grow our memory.
+const MAX_LINE: usize = 64 * 1024;
+
+fn forward_lines(read: OwnedFd, name: String) {
+    let receiver = match tokio::net::unix::pipe::Receiver::from_owned_fd(read) {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn!("{name}: cannot read output: {e}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(receiver);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if buf.last() == Some(&b'\n') {
+                        buf.pop();
+                    }
+                    buf.truncate(MAX_LINE);
+                    logging::job_output(&name, &String::from_utf8_lossy(&buf));
+                }
+            }
+        }
+    });
+}
+
+/// Sends `signal` to every process in the group led by `pgid`. A group that
+/// is already gone is not an error.
+pub fn signal_group(pgid: Pid, signal: Signal) {
+    match killpg(pgid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => log::warn!("cannot send {signal} to process group {pgid}: {e}"),
+    }
+}
+
+/// Whether any process (zombies included) is left in the group.
+pub fn group_alive(pgid: Pid) -> bool {
+    !matches!(killpg(pgid, None), Err(nix::errno::Errno::ESRCH))
+}
