@@ -97,6 +97,12 @@ fn check(cli: &cli::Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The pieces started beside the jobs; each decides from the config whether
+/// it has anything to do.
+fn extensions() -> Vec<autopilot::supervisor::Extension> {
+    vec![]
+}
+
 fn run(cli: &cli::Cli) -> ExitCode {
     autopilot::logging::init();
     let loaded = match load(cli) {
@@ -117,6 +123,6 @@ fn run(cli: &cli::Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(autopilot::supervisor::run(loaded.config, None));
+    let code = runtime.block_on(autopilot::supervisor::run(loaded.config, extensions()));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

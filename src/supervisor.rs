@@ -1,5 +1,5 @@
-//! The supervisor: starts every job, turns signals into events, runs the
-//! shutdown sequence and decides the container's exit code.
+//! The supervisor: starts every job, turns signals into events, applies
+//! reloads, runs the shutdown sequence and decides the container's exit code.
 //!
 //! Shutdown, step by step (SIGTERM, SIGINT, or the main job ending):
 //! 1. publish `shutdown`; every job publishes `stopping`;
@@ -10,8 +10,8 @@
 //! 5. autopilot exits as soon as every job is stopped; whatever is still
 //!    running when the top-level `stopTimeout` runs out gets SIGKILL.
 
-use crate::config::model::Config;
-use crate::discovery::{NoDiscovery, ServiceRegistry};
+use crate::config::model::{Config, JobConfig};
+use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
 use crate::jobs::machine::Rules;
@@ -19,11 +19,12 @@ use crate::jobs::runner::{Command, Report, Runner, Shared};
 use crate::jobs::status::StatusBoard;
 use crate::process::{self, ExitStatus, Reaper};
 use nix::sys::signal::Signal;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -47,10 +48,62 @@ enum ShutdownCause {
     Signal,
     MainJobEnded,
     AllJobsDone,
+    Requested,
 }
 
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadSummary {
+    pub unchanged: Vec<String>,
+    pub restarted: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Requests to the running supervisor (from the control socket).
+pub enum Request {
+    /// Apply a new, already validated config.
+    Reload(Box<Config>, oneshot::Sender<ReloadSummary>),
+    /// Enter (`true`) or leave maintenance mode.
+    Maintenance(bool),
+    /// Send a signal to one job's process group.
+    SignalJob(String, Signal, oneshot::Sender<Result<(), String>>),
+    /// Shut down as on SIGTERM.
+    Shutdown,
+}
+
+/// Shared access to a running supervisor, for the control socket, telemetry
+/// and discovery. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    pub bus: Bus,
+    pub board: StatusBoard,
+    pub environ: Environ,
+    pub reaper: Reaper,
+    pub maintenance: Arc<AtomicBool>,
+    requests: mpsc::Sender<Request>,
+}
+
+impl Handle {
+    /// Sends a request; fails only when the supervisor is gone.
+    pub async fn request(&self, request: Request) -> Result<(), String> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| "autopilot is shutting down".to_string())
+    }
+
+    pub fn in_maintenance(&self) -> bool {
+        self.maintenance.load(Ordering::Relaxed)
+    }
+}
+
+/// Optional pieces started beside the jobs (Consul, control socket, telemetry).
+/// Each gets the handle and returns nothing: they run as their own tasks.
+pub type Extension = Box<dyn FnOnce(&Config, &Handle) -> Option<Arc<dyn ServiceRegistry>>>;
+
 /// Runs `config` until shutdown; returns the container's exit code.
-pub async fn run(config: Config, registry: Option<Arc<dyn ServiceRegistry>>) -> i32 {
+pub async fn run(config: Config, extensions: Vec<Extension>) -> i32 {
     let is_pid1 = process::become_reaper();
     let reaper = match Reaper::start() {
         Ok(r) => r,
@@ -66,115 +119,283 @@ pub async fn run(config: Config, registry: Option<Arc<dyn ServiceRegistry>>) -> 
             return 1;
         }
     };
-    let shared = Shared {
+    let (requests_tx, requests) = mpsc::channel(16);
+    let handle = Handle {
         bus: Bus::new(),
-        reaper,
-        environ: Environ::new(std::env::vars().collect()),
-        registry: registry.unwrap_or_else(|| Arc::new(NoDiscovery)),
         board: StatusBoard::default(),
+        environ: Environ::new(std::env::vars().collect()),
+        reaper,
+        maintenance: Arc::new(AtomicBool::new(false)),
+        requests: requests_tx,
     };
-    let main_job = config.jobs.iter().find(|j| j.main).map(|j| j.name.clone());
-
-    let mut tasks = JoinSet::new();
-    let mut commands: HashMap<String, mpsc::Sender<Command>> = HashMap::new();
-    for job in &config.jobs {
-        let rules = Rules::new(job, &config.jobs);
-        let (runner, tx) = Runner::new(Arc::new(job.clone()), rules, shared.clone());
-        commands.insert(job.name.clone(), tx);
-        tasks.spawn(runner.run());
+    let mut registry: Arc<dyn ServiceRegistry> = Arc::new(crate::discovery::NoDiscovery);
+    for extension in extensions {
+        if let Some(r) = extension(&config, &handle) {
+            registry = r;
+        }
+    }
+    let shared = Shared {
+        bus: handle.bus.clone(),
+        reaper: handle.reaper.clone(),
+        environ: handle.environ.clone(),
+        registry,
+        board: handle.board.clone(),
+    };
+    let mut sup = Supervisor {
+        outcome: Outcome::new(config.jobs.iter().find(|j| j.main).map(|j| j.name.clone())),
+        config,
+        shared,
+        handle,
+        tasks: JoinSet::new(),
+        commands: HashMap::new(),
+        replacements: HashMap::new(),
+        removed: HashSet::new(),
+        is_pid1,
+    };
+    let jobs = sup.config.jobs.clone();
+    for job in &jobs {
+        sup.start_job(job, &jobs, false);
     }
     log::info!(
         "autopilot {} started as pid {} with {} jobs",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        config.jobs.len()
+        jobs.len()
     );
-    shared.bus.publish(Event::global(EventCode::Startup));
+    sup.shared.bus.publish(Event::global(EventCode::Startup));
+    sup.run_loop(&mut signals, requests).await
+}
 
-    let mut outcome = Outcome::new(main_job.clone());
-    let mut shutdown: Option<(ShutdownCause, Instant)> = None;
-    let mut killed_at: Option<Instant> = None;
-    loop {
-        let deadline = match (shutdown, killed_at) {
-            (_, Some(at)) => Some(at + AFTER_KILL_GRACE),
-            (Some((_, at)), None) => Some(at + config.stop_timeout),
-            _ => None,
-        };
-        tokio::select! {
-            done = tasks.join_next() => match done {
-                None => break,
-                Some(Ok(report)) => {
-                    commands.remove(&report.name);
-                    let ended_main = outcome.job_ended(&report, shutdown.is_some());
-                    if ended_main && shutdown.is_none() {
-                        log::info!("main job `{}` ended ({}): shutting down",
-                            report.name, report.last_exit.map(|e| e.to_string()).unwrap_or("never ran".into()));
-                        shutdown = Some(begin_shutdown(&shared.bus, ShutdownCause::MainJobEnded));
-                    }
-                    if tasks.is_empty() {
-                        if shutdown.is_none() {
-                            log::info!("every job is done");
-                            shutdown = Some((ShutdownCause::AllJobsDone, Instant::now()));
+struct Supervisor {
+    config: Config,
+    shared: Shared,
+    handle: Handle,
+    tasks: JoinSet<Report>,
+    commands: HashMap<String, mpsc::Sender<Command>>,
+    /// Jobs stopped by a reload whose new definition starts once they end.
+    replacements: HashMap<String, JobConfig>,
+    /// Jobs removed by a reload: their end is not an outcome.
+    removed: HashSet<String>,
+    outcome: Outcome,
+    is_pid1: bool,
+}
+
+impl Supervisor {
+    fn start_job(&mut self, job: &JobConfig, all: &[JobConfig], send_startup: bool) {
+        let rules = Rules::new(job, all);
+        let (runner, tx) = Runner::new(Arc::new(job.clone()), rules, self.shared.clone());
+        if send_startup {
+            let _ = tx.try_send(Command::Startup);
+        }
+        self.commands.insert(job.name.clone(), tx);
+        self.tasks.spawn(runner.run());
+    }
+
+    async fn run_loop(&mut self, signals: &mut Signals, mut requests: mpsc::Receiver<Request>) -> i32 {
+        let mut shutdown: Option<(ShutdownCause, Instant)> = None;
+        let mut killed_at: Option<Instant> = None;
+        if self.config.jobs.is_empty() {
+            log::info!("no jobs configured");
+        }
+        loop {
+            let deadline = match (shutdown, killed_at) {
+                (_, Some(at)) => Some(at + AFTER_KILL_GRACE),
+                (Some((_, at)), None) => Some(at + self.config.stop_timeout),
+                _ => None,
+            };
+            tokio::select! {
+                done = self.tasks.join_next(), if !self.tasks.is_empty() => match done {
+                    None => {}
+                    Some(Ok(report)) => {
+                        if self.job_ended(report, shutdown.is_some()) && shutdown.is_none() {
+                            shutdown = Some(self.begin_shutdown(ShutdownCause::MainJobEnded));
                         }
+                        if self.tasks.is_empty() {
+                            if shutdown.is_none() {
+                                log::info!("every job is done");
+                                shutdown = Some((ShutdownCause::AllJobsDone, Instant::now()));
+                            }
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => log::error!("a job task failed: {e}"),
+                },
+                sig = signals.next() => match sig {
+                    Signal::SIGTERM | Signal::SIGINT => {
+                        if shutdown.is_none() {
+                            log::info!("received {sig}: shutting down");
+                            shutdown = Some(self.begin_shutdown(ShutdownCause::Signal));
+                        }
+                    }
+                    Signal::SIGHUP => self.shared.bus.publish(Event::new(EventCode::SigHup, "SIGHUP")),
+                    Signal::SIGUSR2 => self.shared.bus.publish(Event::new(EventCode::SigUsr2, "SIGUSR2")),
+                    other => self.forward(other).await,
+                },
+                Some(request) = requests.recv() => match request {
+                    Request::Reload(config, reply) => {
+                        if shutdown.is_none() {
+                            let _ = reply.send(self.reload(*config));
+                        }
+                    }
+                    Request::Maintenance(on) => self.set_maintenance(on),
+                    Request::SignalJob(name, sig, reply) => {
+                        let result = match self.commands.get(&name) {
+                            Some(tx) => tx.send(Command::Signal(sig)).await.map_err(|_| format!("job {name} has stopped")),
+                            None => Err(format!("no running job named {name}")),
+                        };
+                        let _ = reply.send(result);
+                    }
+                    Request::Shutdown => {
+                        if shutdown.is_none() {
+                            log::info!("shutdown requested through the control socket");
+                            shutdown = Some(self.begin_shutdown(ShutdownCause::Requested));
+                        }
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    if killed_at.is_some() {
+                        log::warn!("{} jobs did not report their exit after SIGKILL; exiting anyway", self.tasks.len());
                         break;
                     }
-                }
-                Some(Err(e)) => log::error!("a job task failed: {e}"),
-            },
-            sig = signals.next() => match sig {
-                Signal::SIGTERM | Signal::SIGINT => {
-                    if shutdown.is_none() {
-                        log::info!("received {sig}: shutting down");
-                        shutdown = Some(begin_shutdown(&shared.bus, ShutdownCause::Signal));
+                    log::warn!("stop timeout of {:?} reached: killing what is left", self.config.stop_timeout);
+                    for tx in self.commands.values() {
+                        let _ = tx.send(Command::ForceKill).await;
                     }
+                    if self.is_pid1 {
+                        // As PID 1 we own the namespace: nothing may outlive us.
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
+                    }
+                    killed_at = Some(Instant::now());
                 }
-                Signal::SIGHUP => shared.bus.publish(Event::new(EventCode::SigHup, "SIGHUP")),
-                Signal::SIGUSR2 => shared.bus.publish(Event::new(EventCode::SigUsr2, "SIGUSR2")),
-                other => forward(other, main_job.as_deref(), &commands).await,
+            }
+            if self.tasks.is_empty() && shutdown.is_some() {
+                break;
+            }
+        }
+        let cause = shutdown.map(|(c, _)| c).unwrap_or(ShutdownCause::AllJobsDone);
+        let code = self.outcome.exit_code();
+        log::info!(
+            "autopilot exiting with code {code} ({}; {} orphans reaped)",
+            match cause {
+                ShutdownCause::Signal => "stopped by signal",
+                ShutdownCause::MainJobEnded => "main job ended",
+                ShutdownCause::AllJobsDone => "all jobs done",
+                ShutdownCause::Requested => "shutdown requested",
             },
-            _ = sleep_until(deadline) => {
-                if killed_at.is_some() {
-                    log::warn!("{} jobs did not report their exit after SIGKILL; exiting anyway", tasks.len());
-                    break;
-                }
-                log::warn!("stop timeout of {:?} reached: killing what is left", config.stop_timeout);
-                for tx in commands.values() {
-                    let _ = tx.send(Command::ForceKill).await;
-                }
-                if is_pid1 {
-                    // As PID 1 we own the namespace: nothing may outlive us.
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
-                }
-                killed_at = Some(Instant::now());
+            self.shared.reaper.orphans_reaped()
+        );
+        code
+    }
+
+    /// Records a job's end; returns whether it was the main job.
+    fn job_ended(&mut self, report: Report, shutting_down: bool) -> bool {
+        self.commands.remove(&report.name);
+        if let Some(next) = self.replacements.remove(&report.name) {
+            let all = self.config.jobs.clone();
+            self.start_job(&next, &all, true);
+            return false;
+        }
+        if self.removed.remove(&report.name) {
+            self.shared.board.remove(&report.name);
+            return false;
+        }
+        let ended_main = self.outcome.job_ended(&report, shutting_down);
+        if ended_main && !shutting_down {
+            log::info!(
+                "main job `{}` ended ({}): shutting down",
+                report.name,
+                report.last_exit.map(|e| e.to_string()).unwrap_or("never ran".into())
+            );
+        }
+        ended_main
+    }
+
+    fn begin_shutdown(&self, cause: ShutdownCause) -> (ShutdownCause, Instant) {
+        self.shared.bus.publish(Event::global(EventCode::Shutdown));
+        (cause, Instant::now())
+    }
+
+    async fn forward(&self, sig: Signal) {
+        log::debug!("forwarding {sig}");
+        let main = self.outcome.main_job.as_deref();
+        for (name, tx) in &self.commands {
+            if main.is_none_or(|m| m == name) {
+                let _ = tx.send(Command::Signal(sig)).await;
             }
         }
     }
-    let cause = shutdown.map(|(c, _)| c).unwrap_or(ShutdownCause::AllJobsDone);
-    let code = outcome.exit_code();
-    log::info!(
-        "autopilot exiting with code {code} ({}; {} orphans reaped)",
-        match cause {
-            ShutdownCause::Signal => "stopped by signal",
-            ShutdownCause::MainJobEnded => "main job ended",
-            ShutdownCause::AllJobsDone => "all jobs done",
-        },
-        shared.reaper.orphans_reaped()
-    );
-    code
-}
 
-fn begin_shutdown(bus: &Bus, cause: ShutdownCause) -> (ShutdownCause, Instant) {
-    bus.publish(Event::global(EventCode::Shutdown));
-    (cause, Instant::now())
-}
-
-async fn forward(sig: Signal, main_job: Option<&str>, commands: &HashMap<String, mpsc::Sender<Command>>) {
-    log::debug!("forwarding {sig}");
-    for (name, tx) in commands {
-        if main_job.is_none_or(|m| m == name) {
-            let _ = tx.send(Command::Signal(sig)).await;
+    fn set_maintenance(&self, on: bool) {
+        if self.handle.maintenance.swap(on, Ordering::Relaxed) != on {
+            log::info!("{} maintenance mode", if on { "entering" } else { "leaving" });
+            let code = if on {
+                EventCode::EnterMaintenance
+            } else {
+                EventCode::ExitMaintenance
+            };
+            self.shared.bus.publish(Event::global(code));
         }
     }
+
+    /// Applies a new config: unchanged jobs keep running untouched, changed
+    /// jobs are stopped and started again with their new definition, removed
+    /// jobs are stopped, new jobs are started.
+    fn reload(&mut self, new: Config) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        let old: HashMap<String, JobConfig> =
+            self.config.jobs.iter().map(|j| (j.name.clone(), j.clone())).collect();
+        let new_names: HashSet<&str> = new.jobs.iter().map(|j| j.name.as_str()).collect();
+        for (name, _) in old.iter().filter(|(n, _)| !new_names.contains(n.as_str())) {
+            if let Some(tx) = self.commands.get(name) {
+                let _ = tx.try_send(Command::Stop);
+                self.removed.insert(name.clone());
+            }
+            summary.removed.push(name.clone());
+        }
+        for job in &new.jobs {
+            match old.get(&job.name) {
+                Some(prev) if same_definition(prev, job) => summary.unchanged.push(job.name.clone()),
+                Some(_) => {
+                    summary.restarted.push(job.name.clone());
+                    match self.commands.get(&job.name) {
+                        Some(tx) => {
+                            let _ = tx.try_send(Command::Stop);
+                            self.replacements.insert(job.name.clone(), job.clone());
+                        }
+                        None => self.start_job(job, &new.jobs, true),
+                    }
+                }
+                None => {
+                    summary.added.push(job.name.clone());
+                    self.start_job(job, &new.jobs, true);
+                }
+            }
+        }
+        if let Err(e) = crate::logging::configure(&new.logging) {
+            log::warn!("reload: cannot apply the new logging settings: {e}");
+        }
+        if new.consul != self.config.consul {
+            log::warn!("reload: changes to `consul` take effect after a restart");
+        }
+        self.outcome.main_job = new.jobs.iter().find(|j| j.main).map(|j| j.name.clone());
+        log::info!(
+            "config reloaded: {} unchanged, {} restarted, {} added, {} removed",
+            summary.unchanged.len(),
+            summary.restarted.len(),
+            summary.added.len(),
+            summary.removed.len()
+        );
+        self.config = new;
+        summary
+    }
+}
+
+/// Two job definitions are the same if they differ at most in where they are
+/// written in the file.
+fn same_definition(a: &JobConfig, b: &JobConfig) -> bool {
+    let mut b = b.clone();
+    b.line = a.line;
+    *a == b
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -255,5 +476,36 @@ impl Signals {
             Some(sig) => sig,
             None => std::future::pending().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(name: &str, exit: Option<ExitStatus>) -> Report {
+        Report {
+            name: name.into(),
+            last_exit: exit,
+        }
+    }
+
+    #[test]
+    fn the_main_job_decides_the_exit_code() {
+        let mut o = Outcome::new(Some("app".into()));
+        o.job_ended(&report("setup", Some(ExitStatus::Exited(3))), false);
+        assert!(o.job_ended(&report("app", Some(ExitStatus::Signaled(15))), true));
+        assert_eq!(o.exit_code(), 143);
+    }
+
+    #[test]
+    fn without_a_main_job_the_last_failure_counts_but_not_during_shutdown() {
+        let mut o = Outcome::new(None);
+        assert_eq!(o.exit_code(), 0);
+        o.job_ended(&report("a", Some(ExitStatus::Exited(0))), false);
+        assert_eq!(o.exit_code(), 0);
+        o.job_ended(&report("b", Some(ExitStatus::Exited(4))), false);
+        o.job_ended(&report("c", Some(ExitStatus::Signaled(15))), true);
+        assert_eq!(o.exit_code(), 4);
     }
 }

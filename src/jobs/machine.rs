@@ -99,6 +99,8 @@ pub enum Input {
     HealthChecked(bool),
     /// The supervisor's shutdown deadline passed: kill everything now.
     ForceKill,
+    /// Stop this job alone (it was removed or changed by a reload).
+    Stop,
 }
 
 /// Consul-side actions; a no-op when there is no discovery.
@@ -255,6 +257,12 @@ impl Machine {
             Input::Exited(status) => self.on_exit(status, now, &mut fx),
             Input::Timer(timer) => self.on_timer(timer, now, &mut fx),
             Input::HealthChecked(ok) => self.on_health(ok, &mut fx),
+            Input::Stop => {
+                self.shutting_down = true;
+                if self.state != State::Stopping {
+                    self.begin_stop(now, &mut fx);
+                }
+            }
             Input::ForceKill => {
                 self.shutting_down = true;
                 self.armed = false;

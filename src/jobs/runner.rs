@@ -30,6 +30,10 @@ pub enum Command {
     ForceKill,
     /// Send a signal to the job's process group, if it runs.
     Signal(Signal),
+    /// Stop this job alone, gracefully (reload removed or changed it).
+    Stop,
+    /// Deliver the `startup` event to this job alone (a job added by reload).
+    Startup,
 }
 
 /// Everything a job shares with the rest of the supervisor.
@@ -146,6 +150,8 @@ impl Runner {
                         }
                         continue;
                     }
+                    Command::Stop => Input::Stop,
+                    Command::Startup => Input::Event(Event::global(crate::events::EventCode::Startup)),
                 },
             };
             let effects = self.machine.on(input, std::time::Instant::now());
