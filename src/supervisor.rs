@@ -371,6 +371,7 @@ impl Supervisor {
                 }
             }
         }
+        self.shared.registry.configure(&new.jobs);
         if let Err(e) = crate::logging::configure(&new.logging) {
             log::warn!("reload: cannot apply the new logging settings: {e}");
         }

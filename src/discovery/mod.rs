@@ -14,6 +14,9 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// only where order matters (deregister before SIGTERM).
 pub trait ServiceRegistry: Send + Sync {
     fn apply(&self, job: &str, action: ServiceAction) -> BoxFuture;
+
+    /// Takes the job definitions after a reload (new ports, tags, checks).
+    fn configure(&self, _jobs: &[crate::config::model::JobConfig]) {}
 }
 
 /// Used when there is no `consul` section.
