@@ -1,0 +1,134 @@
+//! The `watches` section: Consul services (or KV keys) to follow.
+
+use std::time::Duration;
+
+use super::fields::Fields;
+use super::values;
+use crate::config::error::Reporter;
+use crate::config::model::{WatchConfig, WatchTarget};
+use crate::config::source::{Span, Spanned, Value, line_col};
+
+const WATCH_KEYS: &[&str] = &["name", "interval", "tag", "dc", "key", "prefix"];
+
+/// Default minimum spacing between two events of a watch, ContainerPilot's
+/// usual poll interval. With blocking queries it only limits event bursts.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(10);
+
+pub fn decode_all(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Vec<WatchConfig> {
+    let Value::Array(items) = &v.value else {
+        rep.error(
+            v.span(),
+            path,
+            format!("expected an array of watches, found {}", v.value.kind()),
+            Some("write `watches: [{name: \"db\", interval: 10}]`".into()),
+        );
+        return Vec::new();
+    };
+    let mut watches: Vec<WatchConfig> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        let Some((watch, name_span)) = decode_one(item, &item_path, rep) else {
+            continue;
+        };
+        if let Some(first) = watches.iter().find(|w| w.name == watch.name) {
+            rep.error(
+                name_span,
+                &format!("{item_path}.name"),
+                format!("there is already a watch named `{}`", watch.name),
+                Some(format!(
+                    "the first one is on line {}; both would publish as `watch.{}`, so watch \
+                     names must be unique",
+                    first.line, watch.name
+                )),
+            );
+        }
+        watches.push(watch);
+    }
+    watches
+}
+
+fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<(WatchConfig, Span)> {
+    let mut f = Fields::open(v, path, "a watch", WATCH_KEYS, rep)?;
+    let line = line_col(rep.text(), v.start).0;
+    let name_value = f.get("name", rep);
+    let name = match name_value {
+        Some(n) => values::non_empty_string(
+            n,
+            &f.path_of("name"),
+            rep,
+            "name the Consul service to watch, e.g. `name: \"db\"`",
+        ),
+        None => {
+            rep.error(
+                f.span(),
+                path,
+                "missing `name`",
+                Some("name the Consul service to watch: add `name: \"db\"`".into()),
+            );
+            None
+        }
+    };
+    let mut text = |f: &mut Fields<'_>, key: &str| -> Option<(String, Span)> {
+        let v = f.get(key, rep).filter(|v| !values::is_blank(v))?;
+        values::string(v, &f.path_of(key), rep).map(|s| (s, v.span()))
+    };
+    let tag = text(&mut f, "tag");
+    let dc = text(&mut f, "dc").map(|(s, _)| s);
+    let key = text(&mut f, "key");
+    let prefix = text(&mut f, "prefix");
+    let interval = match f.get("interval", rep).filter(|v| !values::is_blank(v)) {
+        Some(v) => values::duration_at_least(v, &f.path_of("interval"), rep, "interval: 10", Duration::from_nanos(1)),
+        None => Some(DEFAULT_WATCH_INTERVAL),
+    };
+
+    let target = match (key, prefix) {
+        (Some(_), Some((_, span))) => {
+            rep.error(
+                span,
+                &f.path_of("prefix"),
+                "`key` and `prefix` cannot both be set",
+                Some("watch one key with `key`, or every key under a path with `prefix`".into()),
+            );
+            None
+        }
+        (kv_key, kv_prefix) => {
+            if let (Some((_, tag_span)), true) = (&tag, kv_key.is_some() || kv_prefix.is_some()) {
+                rep.error(
+                    *tag_span,
+                    &f.path_of("tag"),
+                    "`tag` only applies to service watches",
+                    Some("remove `tag`, or remove `key` / `prefix` to watch the service".into()),
+                );
+            }
+            match (kv_key, kv_prefix) {
+                (Some((key, _)), _) => Some(WatchTarget::Key { key, dc }),
+                (_, Some((prefix, _))) => Some(WatchTarget::Prefix { prefix, dc }),
+                _ => name.clone().map(|service| WatchTarget::Service {
+                    service,
+                    tag: tag.map(|(t, _)| t),
+                    dc,
+                }),
+            }
+        }
+    };
+    f.finish(rep, &watch_key_hint);
+    let watch = WatchConfig {
+        name: name?,
+        target: target?,
+        interval: interval?,
+        line,
+    };
+    Some((watch, name_value.map_or(v.span(), Spanned::span)))
+}
+
+fn watch_key_hint(key: &str) -> Option<String> {
+    match key {
+        "poll" => Some("ContainerPilot 2's `poll` is `interval` in ContainerPilot 3".into()),
+        "onChange" => Some(
+            "in ContainerPilot 3 a watch only publishes events: add a job with \
+             `when: {source: \"watch.NAME\", each: \"changed\"}`"
+                .into(),
+        ),
+        _ => None,
+    }
+}
