@@ -113,10 +113,18 @@ pub struct Exec {
 }
 
 impl Exec {
-    /// The whole command line, for logs and the plan.
+    /// The whole command line, for logs and the plan; words with spaces or
+    /// quotes are single-quoted so the line reads like a shell command.
     pub fn display(&self) -> String {
-        std::iter::once(self.program.as_str())
-            .chain(self.args.iter().map(String::as_str))
+        std::iter::once(&self.program)
+            .chain(self.args.iter())
+            .map(|w| {
+                if !w.is_empty() && !w.contains([' ', '\t', '\'', '"', '\n']) {
+                    w.clone()
+                } else {
+                    format!("'{}'", w.replace('\'', "'\\''"))
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
