@@ -58,4 +58,6 @@ cargo build
 step "cargo test"
 cargo test ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
 
+step "docker image and compose demo (tests/docker/hello.sh)"; bash tests/docker/hello.sh
+
 step "all checks passed"

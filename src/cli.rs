@@ -15,9 +15,36 @@ pub enum Action {
     /// Validate the config and print the plan, without running anything.
     Check,
     /// Print the rendered config (`-template`), to `-out` or stdout.
-    Template { out: Option<PathBuf> },
+    Template {
+        out: Option<PathBuf>,
+    },
+    /// Write the config as ContainerPilot 3 JSON5 (`migrate`), to `-out` or stdout.
+    Migrate {
+        out: Option<PathBuf>,
+    },
     Version,
     Help,
+    /// Ask a running autopilot something through its control socket.
+    Control(ControlCommand),
+}
+
+/// A request to a running autopilot: ContainerPilot's flags (`-putenv k=v`,
+/// `-reload`, ...) and the subcommand forms (`autopilot putenv k=v`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlCommand {
+    /// Set (`Some`) or unset (`None` or empty) environment values for the
+    /// processes autopilot starts from now on.
+    PutEnv(Vec<(String, Option<String>)>),
+    /// Update metrics: `(name, value as written)`.
+    PutMetric(Vec<(String, String)>),
+    Reload,
+    /// Enter (`true`) or leave maintenance mode.
+    Maintenance(bool),
+    Ping,
+    /// Print the jobs and watches, as a table or (`-json`) as JSON.
+    Status {
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +52,8 @@ pub struct Cli {
     pub action: Action,
     /// `-config`/`--config`, or None to use `$CONTAINERPILOT`.
     pub config: Option<String>,
+    /// `-socket`: the control socket, overriding the config's `control.socket`.
+    pub socket: Option<String>,
     /// Words after the flags (a ContainerPilot 2 app command line).
     pub rest: Vec<String>,
 }
@@ -43,26 +72,80 @@ pub const USAGE: &str = "\
 autopilot: an in-container supervisor for the Autopilot Pattern (ContainerPilot compatible)
 
 Usage:
-  autopilot [-config FILE]                 run the config's jobs (as the container's ENTRYPOINT)
-  autopilot check [-config FILE]           validate the config and print the plan; runs nothing
+  autopilot [-config FILE] [APP ARGS...]   run the config's jobs (as the container's ENTRYPOINT);
+                                           a ContainerPilot 2 config takes its app after the flags
+  autopilot check [-config FILE] [APP ARGS...]
+                                           validate the config and print the plan; runs nothing
   autopilot -template [-config FILE] [-out FILE]
                                            print the config after template rendering
+  autopilot migrate [-config FILE] [-out FILE] [APP ARGS...]
+                                           write the config (ContainerPilot 2 too) as ContainerPilot 3 JSON5
   autopilot -version                       print the version
 
-The config file comes from -config (or --config), else from $CONTAINERPILOT.
+Talking to a running autopilot (through its control socket):
+  autopilot status [-json]                 show jobs (state, pid, restarts, health, last exit) and watches
+  autopilot -putenv NAME=VALUE ...         set environment values for processes started from now on
+                                           (-putenv NAME or NAME= unsets; repeatable)
+  autopilot -putmetric NAME=VALUE ...      add to a counter, set a gauge, observe a histogram/summary
+  autopilot -reload                        re-read the config file; unchanged jobs keep running
+  autopilot -maintenance enable|disable    deregister every service and pause health checks, or resume
+  autopilot -ping                          check that autopilot answers
+  Each also works as a subcommand: `autopilot putenv A=1 B=2`, `autopilot maintenance enable`, ...
+  The socket is -socket PATH, else $AUTOPILOT_CONTROL_SOCKET, else the config's control.socket,
+  else /var/run/containerpilot.socket.
+
+The config file comes from -config (or --config), else from $CONTAINERPILOT; either may also
+hold the JSON itself, or a path prefixed with file://, as ContainerPilot 2 allowed.
 Flags take one or two dashes, and their value as the next word or after '='.
 ";
 
-const FLAGS_WITH_VALUE: [&str; 2] = ["config", "out"];
-const SWITCHES: [&str; 4] = ["version", "template", "help", "h"];
-const SUBCOMMANDS: [&str; 4] = ["run", "check", "version", "help"];
+const FLAGS_WITH_VALUE: [&str; 6] = [
+    "config",
+    "out",
+    "socket",
+    "putenv",
+    "putmetric",
+    "maintenance",
+];
+const SWITCHES: [&str; 7] = ["version", "template", "help", "h", "reload", "ping", "json"];
+const SUBCOMMANDS: [&str; 11] = [
+    "run",
+    "check",
+    "migrate",
+    "version",
+    "help",
+    "status",
+    "putenv",
+    "putmetric",
+    "reload",
+    "maintenance",
+    "ping",
+];
+/// Subcommands that take their arguments as the words that follow.
+const SUBCOMMANDS_WITH_ARGS: [&str; 3] = ["putenv", "putmetric", "maintenance"];
+/// Subcommands that take no words at all (an app command line makes no sense).
+const SUBCOMMANDS_WITHOUT_ARGS: [&str; 3] = ["status", "reload", "ping"];
+
+/// Control requests as written, before validation.
+#[derive(Default)]
+struct ControlWords {
+    putenv: Vec<String>,
+    putmetric: Vec<String>,
+    maintenance: Vec<String>,
+    reload: bool,
+    ping: bool,
+    status: bool,
+    json: bool,
+}
 
 pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
     let mut config = None;
     let mut out = None;
+    let mut socket = None;
     let mut template = false;
     let mut version = false;
     let mut help = false;
+    let mut control = ControlWords::default();
     let mut subcommand: Option<String> = None;
     let mut rest = Vec::new();
     let mut i = 0;
@@ -75,12 +158,21 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
             break;
         }
         let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
-            if subcommand.is_none() && SUBCOMMANDS.contains(&arg.as_str()) {
-                subcommand = Some(arg.clone());
-            } else {
-                // The app's command line starts here; its flags are its own.
-                rest.extend(args[i - 1..].iter().cloned());
-                break;
+            match subcommand.as_deref() {
+                None if SUBCOMMANDS.contains(&arg.as_str()) => subcommand = Some(arg.clone()),
+                Some("putenv") => control.putenv.push(arg.clone()),
+                Some("putmetric") => control.putmetric.push(arg.clone()),
+                Some("maintenance") => control.maintenance.push(arg.clone()),
+                Some(sub) if SUBCOMMANDS_WITHOUT_ARGS.contains(&sub) => {
+                    return Err(UsageError(format!(
+                        "`autopilot {sub}` takes no argument, got {arg:?}"
+                    )));
+                }
+                _ => {
+                    // The app's command line starts here; its flags are its own.
+                    rest.extend(args[i - 1..].iter().cloned());
+                    break;
+                }
             }
             continue;
         };
@@ -102,12 +194,19 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
             };
             match name {
                 "config" => config = Some(value),
+                "socket" => socket = Some(value),
+                "putenv" => control.putenv.push(value),
+                "putmetric" => control.putmetric.push(value),
+                "maintenance" => control.maintenance.push(value),
                 _ => out = Some(PathBuf::from(value)),
             }
         } else if SWITCHES.contains(&name) {
             match name {
                 "version" => version = true,
                 "template" => template = true,
+                "reload" => control.reload = true,
+                "ping" => control.ping = true,
+                "json" => control.json = true,
                 _ => help = true,
             }
         } else {
@@ -121,16 +220,141 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
             return Err(UsageError(format!("unknown flag {arg}{hint}")));
         }
     }
+    match subcommand.as_deref() {
+        Some("status") => control.status = true,
+        Some("reload") => control.reload = true,
+        Some("ping") => control.ping = true,
+        Some(sub) if SUBCOMMANDS_WITH_ARGS.contains(&sub) => {
+            let given = match sub {
+                "putenv" => &control.putenv,
+                "putmetric" => &control.putmetric,
+                _ => &control.maintenance,
+            };
+            if given.is_empty() {
+                let example = match sub {
+                    "putenv" => "autopilot putenv NAME=VALUE",
+                    "putmetric" => "autopilot putmetric NAME=VALUE",
+                    _ => "autopilot maintenance enable",
+                };
+                return Err(UsageError(format!(
+                    "`autopilot {sub}` needs an argument, e.g. `{example}`"
+                )));
+            }
+        }
+        _ => {}
+    }
+    let request = control_command(control)?;
+    if let (Some(_), Some(word)) = (&request, rest.first()) {
+        return Err(UsageError(format!(
+            "unexpected argument {word:?}: requests to a running autopilot take no command line"
+        )));
+    }
     let action = match subcommand.as_deref() {
         _ if help => Action::Help,
         Some("help") => Action::Help,
         _ if version => Action::Version,
         Some("version") => Action::Version,
+        _ if request.is_some() => Action::Control(request.expect("checked")),
         Some("check") => Action::Check,
+        Some("migrate") => Action::Migrate { out },
         _ if template => Action::Template { out },
         _ => Action::Run,
     };
-    Ok(Cli { action, config, rest })
+    Ok(Cli {
+        action,
+        config,
+        socket,
+        rest,
+    })
+}
+
+/// Validates the control requests; at most one kind per invocation.
+fn control_command(words: ControlWords) -> Result<Option<ControlCommand>, UsageError> {
+    let mut asked: Vec<&str> = Vec::new();
+    for (given, name) in [
+        (!words.putenv.is_empty(), "-putenv"),
+        (!words.putmetric.is_empty(), "-putmetric"),
+        (!words.maintenance.is_empty(), "-maintenance"),
+        (words.reload, "-reload"),
+        (words.ping, "-ping"),
+        (words.status, "status"),
+    ] {
+        if given {
+            asked.push(name);
+        }
+    }
+    if asked.len() > 1 {
+        return Err(UsageError(format!(
+            "{} cannot be combined: run autopilot once per request",
+            asked.join(" and ")
+        )));
+    }
+    if words.json && !words.status {
+        return Err(UsageError(
+            "-json only applies to `autopilot status`".into(),
+        ));
+    }
+    let command = match asked.first().copied() {
+        None => return Ok(None),
+        Some("-putenv") => ControlCommand::PutEnv(
+            words
+                .putenv
+                .iter()
+                .map(|w| env_pair(w))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some("-putmetric") => ControlCommand::PutMetric(
+            words
+                .putmetric
+                .iter()
+                .map(|w| metric_pair(w))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some("-maintenance") => {
+            let mut modes = words.maintenance.iter().map(|w| match w.as_str() {
+                "enable" => Ok(true),
+                "disable" => Ok(false),
+                other => Err(UsageError(format!(
+                    "-maintenance takes `enable` or `disable`, not {other:?}"
+                ))),
+            });
+            let first = modes.next().expect("maintenance was given")?;
+            if modes.next().is_some() {
+                return Err(UsageError(
+                    "give -maintenance once: `enable` or `disable`".into(),
+                ));
+            }
+            ControlCommand::Maintenance(first)
+        }
+        Some("-reload") => ControlCommand::Reload,
+        Some("-ping") => ControlCommand::Ping,
+        _ => ControlCommand::Status { json: words.json },
+    };
+    Ok(Some(command))
+}
+
+/// `NAME=VALUE` (the value keeps every later `=`), or `NAME` alone to unset.
+fn env_pair(word: &str) -> Result<(String, Option<String>), UsageError> {
+    let (name, value) = match word.split_once('=') {
+        Some((n, v)) => (n, Some(v.to_string())),
+        None => (word, None),
+    };
+    if name.is_empty() {
+        return Err(UsageError(format!(
+            "-putenv {word:?}: the name before '=' is empty; write NAME=VALUE"
+        )));
+    }
+    Ok((name.to_string(), value))
+}
+
+/// `NAME=VALUE`; the server checks that the metric exists and the value is a number.
+fn metric_pair(word: &str) -> Result<(String, String), UsageError> {
+    match word.split_once('=') {
+        Some((n, v)) if !n.is_empty() && !v.is_empty() => Ok((n.to_string(), v.to_string())),
+        _ => Err(UsageError(format!(
+            "-putmetric {word:?}: expected NAME=VALUE, e.g. -putmetric requests_total=1"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -156,8 +380,23 @@ mod tests {
         assert_eq!(c.config.as_deref(), Some("x.json5"));
         assert_eq!(
             p(&["-template", "-out", "o.json"]).unwrap().action,
-            Action::Template { out: Some("o.json".into()) }
+            Action::Template {
+                out: Some("o.json".into())
+            }
         );
+    }
+
+    #[test]
+    fn migrate_takes_an_output_file_and_the_app() {
+        let c = p(&["migrate", "-config", "old.json", "-out", "new.json5", "/bin/app", "-x"]).unwrap();
+        assert_eq!(
+            c.action,
+            Action::Migrate {
+                out: Some("new.json5".into())
+            }
+        );
+        assert_eq!(c.rest, vec!["/bin/app", "-x"]);
+        assert_eq!(p(&["migrate"]).unwrap().action, Action::Migrate { out: None });
     }
 
     #[test]
@@ -167,6 +406,92 @@ mod tests {
         assert_eq!(c.rest, vec!["/bin/app", "-port", "80"]);
         let c = p(&["-config", "c.json", "--", "-weird"]).unwrap();
         assert_eq!(c.rest, vec!["-weird"]);
+    }
+
+    #[test]
+    fn containerpilot_control_flags() {
+        let c = p(&["-putenv", "A=x=y", "-putenv=B", "--putenv", "C="]).unwrap();
+        assert_eq!(
+            c.action,
+            Action::Control(ControlCommand::PutEnv(vec![
+                ("A".into(), Some("x=y".into())),
+                ("B".into(), None),
+                ("C".into(), Some(String::new())),
+            ]))
+        );
+        let c = p(&["-putmetric", "hits=2", "-putmetric", "temp=-1.5"]).unwrap();
+        assert_eq!(
+            c.action,
+            Action::Control(ControlCommand::PutMetric(vec![
+                ("hits".into(), "2".into()),
+                ("temp".into(), "-1.5".into()),
+            ]))
+        );
+        assert_eq!(
+            p(&["-reload"]).unwrap().action,
+            Action::Control(ControlCommand::Reload)
+        );
+        assert_eq!(
+            p(&["-ping"]).unwrap().action,
+            Action::Control(ControlCommand::Ping)
+        );
+        assert_eq!(
+            p(&["-maintenance", "enable"]).unwrap().action,
+            Action::Control(ControlCommand::Maintenance(true))
+        );
+        assert_eq!(
+            p(&["-maintenance=disable", "-config", "c.json5"])
+                .unwrap()
+                .action,
+            Action::Control(ControlCommand::Maintenance(false))
+        );
+    }
+
+    #[test]
+    fn control_subcommand_forms() {
+        let c = p(&["putenv", "A=1", "B=2", "-socket", "/s"]).unwrap();
+        assert_eq!(c.socket.as_deref(), Some("/s"));
+        assert_eq!(
+            c.action,
+            Action::Control(ControlCommand::PutEnv(vec![
+                ("A".into(), Some("1".into())),
+                ("B".into(), Some("2".into())),
+            ]))
+        );
+        assert_eq!(
+            p(&["maintenance", "disable"]).unwrap().action,
+            Action::Control(ControlCommand::Maintenance(false))
+        );
+        assert_eq!(
+            p(&["status", "-json"]).unwrap().action,
+            Action::Control(ControlCommand::Status { json: true })
+        );
+        assert_eq!(
+            p(&["status"]).unwrap().action,
+            Action::Control(ControlCommand::Status { json: false })
+        );
+        assert_eq!(
+            p(&["reload"]).unwrap().action,
+            Action::Control(ControlCommand::Reload)
+        );
+        assert_eq!(
+            p(&["ping"]).unwrap().action,
+            Action::Control(ControlCommand::Ping)
+        );
+    }
+
+    #[test]
+    fn bad_control_requests_are_explained() {
+        let e = |args: &[&str]| p(args).unwrap_err().0;
+        assert!(e(&["-maintenance", "on"]).contains("`enable` or `disable`"));
+        assert!(e(&["-putmetric", "hits"]).contains("expected NAME=VALUE"));
+        assert!(e(&["-putenv", "=x"]).contains("name before '=' is empty"));
+        assert!(e(&["-reload", "-ping"]).contains("cannot be combined"));
+        assert!(e(&["putenv"]).contains("needs an argument"));
+        assert!(e(&["status", "extra"]).contains("takes no argument"));
+        assert!(e(&["-json"]).contains("only applies"));
+        assert!(e(&["-ping", "extra"]).contains("unexpected argument \"extra\""));
+        assert!(e(&["-relaod"]).contains("did you mean -reload?"));
     }
 
     #[test]

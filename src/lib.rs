@@ -10,10 +10,13 @@
 //! - [`process`]: spawning in process groups and the single reaper;
 //! - [`environ`]: the environment handed to children;
 //! - [`discovery`]: service registration (Consul);
+//! - [`control`]: the control socket (HTTP over a unix socket) and its subcommands;
+//! - [`telemetry`]: Prometheus metrics and the telemetry endpoint;
 //! - [`logging`]: log formats.
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod discovery;
 pub mod environ;
 pub mod events;
@@ -22,3 +25,4 @@ pub mod logging;
 pub mod plan;
 pub mod process;
 pub mod supervisor;
+pub mod telemetry;

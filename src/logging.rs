@@ -94,7 +94,13 @@ impl Logger {
 }
 
 /// Renders one log line, newline included.
-fn format_line(format: LogFormat, time: SystemTime, level: log::Level, source: &str, msg: &str) -> String {
+fn format_line(
+    format: LogFormat,
+    time: SystemTime,
+    level: log::Level,
+    source: &str,
+    msg: &str,
+) -> String {
     let ts = humantime::format_rfc3339_millis(time);
     let lvl = level.as_str().to_ascii_lowercase();
     match format {
@@ -115,7 +121,10 @@ fn format_line(format: LogFormat, time: SystemTime, level: log::Level, source: &
 
 /// Quotes a logfmt value when it needs it.
 fn logfmt_value(v: &str) -> String {
-    if !v.is_empty() && v.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '=') {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '=')
+    {
         v.to_string()
     } else {
         serde_json::to_string(v).unwrap_or_default()

@@ -5,6 +5,7 @@ use autopilot::config;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Exit code for a bad command line or config: nothing was started.
 const EXIT_USAGE: u8 = 2;
@@ -29,18 +30,30 @@ fn main() -> ExitCode {
         }
         Action::Template { ref out } => template(&cli, out.clone()),
         Action::Check => check(&cli),
+        Action::Migrate { ref out } => migrate(&cli, out.clone()),
         Action::Run => run(&cli),
+        Action::Control(ref command) => ExitCode::from(autopilot::control::commands::run(
+            command,
+            cli.socket.as_deref(),
+            cli.config.as_deref(),
+        )),
     }
 }
 
-/// The config path: `-config`, else `$CONTAINERPILOT`.
-fn config_path(cli: &cli::Cli) -> Result<PathBuf, String> {
-    let raw = cli
-        .config
-        .clone()
-        .or_else(|| std::env::var("CONTAINERPILOT").ok().filter(|v| !v.is_empty()))
-        .ok_or("no config file given: pass -config FILE or set CONTAINERPILOT=FILE")?;
-    Ok(PathBuf::from(raw.strip_prefix("file://").unwrap_or(&raw)))
+/// Where the config is: `-config`, else `$CONTAINERPILOT` (a path, a
+/// `file://` path, or the JSON itself).
+fn config_source(cli: &cli::Cli) -> Result<config::Source, String> {
+    config::resolve_source(cli.config.as_deref(), &env_map())
+        .ok_or_else(|| "no config file given: pass -config FILE or set CONTAINERPILOT=FILE".into())
+}
+
+/// What the command line adds to the config: a ContainerPilot 2 app, and
+/// this binary's path for the jobs that call autopilot back.
+fn load_options(cli: &cli::Cli) -> config::LoadOptions {
+    config::LoadOptions {
+        app: cli.rest.clone(),
+        self_exe: std::env::current_exe().ok(),
+    }
 }
 
 fn env_map() -> HashMap<String, String> {
@@ -48,25 +61,31 @@ fn env_map() -> HashMap<String, String> {
 }
 
 fn load(cli: &cli::Cli) -> Result<config::Loaded, ExitCode> {
-    let path = config_path(cli).map_err(|e| {
+    load_from(cli).map(|(_, loaded)| loaded)
+}
+
+/// [`load`], also returning where the config came from (for reloads).
+fn load_from(cli: &cli::Cli) -> Result<(config::Source, config::Loaded), ExitCode> {
+    let source = config_source(cli).map_err(|e| {
         eprintln!("autopilot: {e}");
         ExitCode::from(EXIT_USAGE)
     })?;
-    config::load(&path, &env_map()).map_err(|e| {
+    let loaded = config::load_source(&source, &env_map(), &load_options(cli)).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(EXIT_USAGE)
-    })
+    })?;
+    Ok((source, loaded))
 }
 
 fn template(cli: &cli::Cli, out: Option<PathBuf>) -> ExitCode {
-    let path = match config_path(cli) {
-        Ok(p) => p,
+    let source = match config_source(cli) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("autopilot: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let rendered = match config::render_only(&path, &env_map()) {
+    let rendered = match config::render_source(&source, &env_map()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -97,15 +116,59 @@ fn check(cli: &cli::Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `autopilot migrate`: the config as ContainerPilot 3 JSON5, to `-out` or stdout.
+fn migrate(cli: &cli::Cli, out: Option<PathBuf>) -> ExitCode {
+    let (source, loaded) = match load_from(cli) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    for warning in &loaded.warnings {
+        eprintln!("{warning}");
+    }
+    let migration = config::migrate::migrate(&loaded.config, &source.label());
+    for todo in &migration.todo {
+        eprintln!("warning: edit the output before using it: {todo}");
+    }
+    let text = migration.text;
+    match out.filter(|o| o.as_os_str() != "-") {
+        Some(file) => {
+            if let Err(e) = std::fs::write(&file, text) {
+                eprintln!("autopilot: cannot write {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+            eprintln!("autopilot: wrote {}", file.display());
+        }
+        None => print!("{text}"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// How the supervisor re-reads the config for ContainerPilot 2's SIGHUP:
+/// from the same place, with the same command line, plus the telemetry job.
+fn reloader(
+    source: config::Source,
+    options: config::LoadOptions,
+) -> autopilot::supervisor::Reloader {
+    Arc::new(move |env| {
+        let loaded = config::load_source(&source, &env, &options).map_err(|e| e.to_string())?;
+        for warning in &loaded.warnings {
+            log::warn!("{warning}");
+        }
+        autopilot::telemetry::prepare(loaded.config)
+    })
+}
+
 /// The pieces started beside the jobs; each decides from the config whether
 /// it has anything to do.
-fn extensions() -> Vec<autopilot::supervisor::Extension> {
-    vec![]
+fn extensions(control: autopilot::control::ControlPlane) -> Vec<autopilot::supervisor::Extension> {
+    let mut all = vec![autopilot::discovery::extension()];
+    all.extend(control.extensions());
+    all
 }
 
 fn run(cli: &cli::Cli) -> ExitCode {
     autopilot::logging::init();
-    let loaded = match load(cli) {
+    let (source, loaded) = match load_from(cli) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -116,13 +179,39 @@ fn run(cli: &cli::Cli) -> ExitCode {
     for warning in &loaded.warnings {
         log::warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // The running config: the file's plus the telemetry service job.
+    let config = match autopilot::telemetry::prepare(loaded.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("autopilot: {}: {e}", loaded.path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    // Claimed before anything starts: a socket or port in use stops us here.
+    let socket =
+        autopilot::control::socket_path(cli.socket.as_deref(), Some(&config.control), &env_map());
+    let control = match autopilot::control::ControlPlane::bind(&config, &loaded.path, &socket) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("autopilot: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("autopilot: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(autopilot::supervisor::run(loaded.config, extensions()));
+    let reload = reloader(source, load_options(cli));
+    let code = runtime.block_on(autopilot::supervisor::run_with(
+        config,
+        extensions(control),
+        Some(reload),
+    ));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

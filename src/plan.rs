@@ -1,5 +1,712 @@
-//! placeholder
-use crate::config::model::Config;
-pub struct Plan;
-impl std::fmt::Display for Plan { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("") } }
-pub fn plan(_c: &Config) -> Plan { Plan }
+//! What a configuration will do, in words: the plan `autopilot check` prints.
+//!
+//! ContainerPilot configs are a web of events (`preStop` runs when `app` emits
+//! `stopping`, `onChange` each time `watch.db` emits `changed`), and a typo in a
+//! `source` leaves a job waiting forever without a word. Like Terraform's
+//! plan, this spells out for each job what starts it, how it restarts, how it
+//! is checked and registered, and which jobs react to it, then warns about
+//! waits that can never end. The text is meant for humans and kept stable, one
+//! fact per line, so tests can assert on it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::config::duration::format as dur;
+use crate::config::hooks::{self, HookKind};
+use crate::config::model::{
+    Config, HealthCheck, JobConfig, Repeat, Restarts, ServiceConfig, SignalMode, WatchConfig,
+    WatchTarget, When,
+};
+use crate::config::suggest;
+use crate::events::{EventCode, GLOBAL};
+
+/// The signal sources, published by the supervisor under the signal's name.
+const SIGNALS: [&str; 2] = ["SIGHUP", "SIGUSR2"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Something will not work as written.
+    Warning,
+    /// Worth knowing, probably harmless.
+    Info,
+}
+
+/// A finding about the configuration as a whole, at the line of the job or
+/// watch it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanWarning {
+    pub level: Level,
+    pub line: usize,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for PlanWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Warning => "warning",
+            Level::Info => "info",
+        };
+        write!(f, "{level}: line {}: {}", self.line, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  help: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The plan: description lines, then findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub lines: Vec<String>,
+    pub warnings: Vec<PlanWarning>,
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in &self.lines {
+            writeln!(f, "{line}")?;
+        }
+        if !self.warnings.is_empty() {
+            writeln!(f)?;
+            for w in &self.warnings {
+                writeln!(f, "{w}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn plan(config: &Config) -> Plan {
+    let mut lines = overview(config);
+    for job in &config.jobs {
+        lines.push(String::new());
+        describe_job(config, job, &mut lines);
+    }
+    for watch in &config.watches {
+        lines.push(String::new());
+        describe_watch(config, watch, &mut lines);
+    }
+    let mut warnings = check(config);
+    warnings.sort_by_key(|w| (w.line, w.level));
+    Plan { lines, warnings }
+}
+
+/// Label column width, so values line up.
+fn row(label: &str, value: impl fmt::Display) -> String {
+    format!("  {label:<9} {value}")
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn overview(config: &Config) -> Vec<String> {
+    let mut lines = vec![format!(
+        "autopilot will supervise {} and {}.",
+        plural(config.jobs.len(), "job", "jobs"),
+        plural(config.watches.len(), "watch", "watches")
+    )];
+    lines.push(match &config.consul {
+        Some(c) if c.address.is_empty() => row(
+            "consul",
+            "default address (CONSUL_HTTP_ADDR or localhost:8500)",
+        ),
+        Some(c) => row("consul", &c.address),
+        None => row("consul", "none: no service registration, no watches"),
+    });
+    lines.push(row("control", config.control.socket.display()));
+    if let Some(t) = &config.telemetry {
+        lines.push(row(
+            "telemetry",
+            format!(
+                "Prometheus metrics on port {}, {}",
+                t.port,
+                plural(t.metrics.len(), "custom metric", "custom metrics")
+            ),
+        ));
+    }
+    lines.push(row(
+        "shutdown",
+        format!("within {}", dur(config.stop_timeout)),
+    ));
+    if config.signals == SignalMode::V2 {
+        lines.push(row(
+            "format",
+            "ContainerPilot 2, translated into the jobs and watches below",
+        ));
+        lines.push(row(
+            "signals",
+            "ContainerPilot 2's: SIGUSR1 toggles maintenance, SIGHUP reloads the config",
+        ));
+    }
+    lines
+}
+
+/// "at startup", "once `setup` emits exitSuccess", "every 5m (timeout 10m)", ...
+pub fn describe_start(job: &JobConfig) -> String {
+    match &job.when {
+        When::Startup => "at startup".to_string(),
+        When::Interval(every) => {
+            let mut s = format!("every {}", dur(*every));
+            if let Some(t) = job.timeout {
+                s.push_str(&format!(" (timeout {})", dur(t)));
+            }
+            if let Restarts::Limit(n) = job.restarts {
+                s.push_str(&format!(
+                    ", {} in all",
+                    plural(n as usize + 1, "run", "runs")
+                ));
+            }
+            s
+        }
+        When::Event {
+            pattern,
+            repeat,
+            timeout,
+        } => {
+            let code = pattern.code;
+            let source = pattern.source.as_str();
+            let mut s = if SIGNALS.contains(&source) && code.as_str() == source {
+                match repeat {
+                    Repeat::Once => format!("on the first {source}"),
+                    Repeat::Each => format!("on {source}"),
+                }
+            } else if source == GLOBAL && code == EventCode::Startup {
+                "at startup".to_string()
+            } else if source == GLOBAL && code == EventCode::Shutdown {
+                "at shutdown".to_string()
+            } else {
+                match repeat {
+                    Repeat::Once => format!("once `{source}` emits {code}"),
+                    Repeat::Each => format!("each time `{source}` emits {code}"),
+                }
+            };
+            if let Some(t) = timeout {
+                s.push_str(&format!(", giving up after {}", dur(*t)));
+            }
+            s
+        }
+    }
+}
+
+fn describe_restarts(job: &JobConfig) -> String {
+    let backoff = format!(
+        ", backoff {} doubling to {}",
+        dur(job.backoff.initial),
+        dur(job.backoff.max)
+    );
+    match (job.restarts, &job.when) {
+        (Restarts::Never, _) => "never".to_string(),
+        // For an interval job each tick is a restart: no backoff applies.
+        (Restarts::Unlimited, When::Interval(_)) => "on every tick".to_string(),
+        (Restarts::Limit(n), When::Interval(_)) => plural(n as usize, "more run", "more runs"),
+        (Restarts::Unlimited, _) => format!("unlimited{backoff}"),
+        (Restarts::Limit(n), _) => {
+            format!("up to {}{backoff}", plural(n as usize, "time", "times"))
+        }
+    }
+}
+
+fn describe_health(job: &JobConfig) -> Option<String> {
+    let h = job.health.as_ref()?;
+    let check = match &h.check {
+        HealthCheck::Exec(exec) => format!("runs `{}`", exec.display()),
+        HealthCheck::Http { url, ok_status } => {
+            format!(
+                "GET {url} expecting {}-{}",
+                ok_status.start(),
+                ok_status.end()
+            )
+        }
+        HealthCheck::Tcp { address } => format!("connects to {address}"),
+    };
+    Some(format!(
+        "{check} every {}, timeout {}, ttl {}",
+        dur(h.interval),
+        dur(h.timeout),
+        dur(h.ttl)
+    ))
+}
+
+fn describe_service(job: &JobConfig, service: &ServiceConfig) -> String {
+    let mut s = format!("registers `{}` on port {}", job.name, service.port);
+    if !service.tags.is_empty() {
+        s.push_str(&format!(", tags {}", service.tags.join(", ")));
+    }
+    if !service.interfaces.is_empty() {
+        s.push_str(&format!(", address from {}", service.interfaces.join(", ")));
+    }
+    if let Some(status) = &service.initial_status {
+        s.push_str(&format!(", starting {status}"));
+    }
+    if let Some(after) = &service.deregister_critical_service_after {
+        s.push_str(&format!(", deregistered after {after} critical"));
+    }
+    s
+}
+
+/// Jobs started by events from `source`, described from the source's side.
+fn hooks(config: &Config, source: &str) -> Vec<String> {
+    config
+        .jobs
+        .iter()
+        .filter_map(|j| match &j.when {
+            When::Event {
+                pattern, repeat, ..
+            } if pattern.source == source => Some(match repeat {
+                Repeat::Once => format!("`{}` runs once `{source}` emits {}", j.name, pattern.code),
+                Repeat::Each => format!(
+                    "`{}` runs each time `{source}` emits {}",
+                    j.name, pattern.code
+                ),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What a hook job is for, from its owner's side of the story.
+fn describe_hook(kind: HookKind, owner: &str) -> String {
+    match kind {
+        HookKind::PreStart => format!(
+            "preStart of `{owner}`: `{owner}` starts once it succeeds; \
+             if it fails, autopilot exits with its exit code"
+        ),
+        HookKind::PreStop => {
+            format!("preStop of `{owner}`: `{owner}` waits for it before its SIGTERM")
+        }
+        HookKind::PostStop => format!("postStop of `{owner}`: runs once `{owner}` has stopped"),
+        HookKind::OnChange => format!("onChange of watch `{owner}`"),
+    }
+}
+
+fn describe_job(config: &Config, job: &JobConfig, lines: &mut Vec<String>) {
+    let place = match job.line {
+        // A ContainerPilot 2 app is given on the command line.
+        0 if config.signals == SignalMode::V2 => "the app on the command line".to_string(),
+        0 => "not in the file".to_string(),
+        line => format!("line {line}"),
+    };
+    lines.push(format!("job {} ({place})", job.name));
+    let hook = hooks::recognize(config, job);
+    if let Some((kind, owner)) = hook {
+        lines.push(row("hook", describe_hook(kind, owner)));
+    }
+    lines.push(row("starts", describe_start(job)));
+    lines.push(row(
+        "exec",
+        job.exec
+            .as_ref()
+            .map_or("none (no process of its own)".to_string(), |e| e.display()),
+    ));
+    lines.push(row("restarts", describe_restarts(job)));
+    if let Some(t) = job.timeout
+        && !matches!(job.when, When::Interval(_))
+    {
+        lines.push(row("timeout", format!("killed after running {}", dur(t))));
+    }
+    if let Some(t) = job.stop_timeout {
+        lines.push(row(
+            "stop",
+            format!("waits {} after `stopping` before it is killed", dur(t)),
+        ));
+    }
+    if let Some(health) = describe_health(job) {
+        lines.push(row("health", health));
+    }
+    if let Some(service) = &job.service {
+        lines.push(row("service", describe_service(job, service)));
+    }
+    if job.main {
+        lines.push(row("main", "the container exits with this job's exit code"));
+    }
+    if job.exit_on_failure && !matches!(hook, Some((HookKind::PreStart, _))) {
+        lines.push(row(
+            "failure",
+            "if it fails, autopilot shuts down and exits with its exit code",
+        ));
+    }
+    for (i, hook) in hooks(config, &job.name).into_iter().enumerate() {
+        lines.push(row(if i == 0 { "hooks" } else { "" }, hook));
+    }
+}
+
+fn describe_watch(config: &Config, watch: &WatchConfig, lines: &mut Vec<String>) {
+    lines.push(format!("watch {} (line {})", watch.name, watch.line));
+    let dc = |dc: &Option<String>| {
+        dc.as_ref()
+            .map_or(String::new(), |d| format!(" in datacenter {d}"))
+    };
+    let target = match &watch.target {
+        WatchTarget::Service {
+            service,
+            tag,
+            dc: d,
+        } => {
+            let tag = tag
+                .as_ref()
+                .map_or(String::new(), |t| format!(" tagged `{t}`"));
+            format!("healthy instances of `{service}`{tag}{}", dc(d))
+        }
+        WatchTarget::Key { key, dc: d } => format!("Consul key `{key}`{}", dc(d)),
+        WatchTarget::Prefix { prefix, dc: d } => format!("Consul keys under `{prefix}`{}", dc(d)),
+    };
+    lines.push(row("follows", target));
+    lines.push(row(
+        "events",
+        format!(
+            "as `{}`, at most one per {}",
+            watch.source(),
+            dur(watch.interval)
+        ),
+    ));
+    for (i, hook) in hooks(config, &watch.source()).into_iter().enumerate() {
+        lines.push(row(if i == 0 { "hooks" } else { "" }, hook));
+    }
+}
+
+/// What can publish events, and which ones.
+enum Publisher<'a> {
+    Job(&'a JobConfig),
+    Watch,
+    Global,
+    Signal(&'a str),
+}
+
+/// Why `code` can never come from `publisher`, if it cannot.
+fn never_emits(publisher: &Publisher<'_>, code: EventCode) -> Option<(String, String)> {
+    use EventCode::*;
+    match publisher {
+        Publisher::Job(job) => {
+            let why = match code {
+                ExitSuccess | ExitFailed if job.exec.is_none() => (
+                    format!("`{}` has no `exec`", job.name),
+                    "wait for an event it does emit, such as `healthy`".to_string(),
+                ),
+                Healthy | Unhealthy if job.health.is_none() => (
+                    format!("`{}` has no health check", job.name),
+                    format!("add `health` to `{}`, or wait for `exitSuccess`", job.name),
+                ),
+                Elected | Deposed if job.leader.is_none() => (
+                    format!("`{}` does not run for leadership", job.name),
+                    "wait for another event".to_string(),
+                ),
+                Changed => (
+                    "only watches emit `changed`".to_string(),
+                    "write `source: \"watch.NAME\"` for the watch to follow".to_string(),
+                ),
+                Startup | Shutdown | EnterMaintenance | ExitMaintenance => (
+                    format!("`{code}` comes from autopilot itself, not from a job"),
+                    format!("write `source: \"{GLOBAL}\"`"),
+                ),
+                SigHup | SigUsr2 => (
+                    format!("`{code}` comes from the signal, not from a job"),
+                    format!("write `source: \"{code}\"` or leave `source` out"),
+                ),
+                _ => return None,
+            };
+            Some(why)
+        }
+        Publisher::Watch => match code {
+            Changed | Healthy | Unhealthy => None,
+            _ => Some((
+                format!("watches only emit changed, healthy and unhealthy, not `{code}`"),
+                "wait for `changed`".to_string(),
+            )),
+        },
+        Publisher::Global => match code {
+            Startup | Shutdown | EnterMaintenance | ExitMaintenance => None,
+            _ => Some((
+                format!(
+                    "`{GLOBAL}` only emits startup, shutdown, enterMaintenance and exitMaintenance, not `{code}`"
+                ),
+                "name the job or watch that emits it as `source`".to_string(),
+            )),
+        },
+        Publisher::Signal(name) => (code.as_str() != *name).then(|| {
+            (
+                format!("`{name}` only emits {name}, not `{code}`"),
+                format!("write `each: \"{name}\"`"),
+            )
+        }),
+    }
+}
+
+fn check(config: &Config) -> Vec<PlanWarning> {
+    let mut out = Vec::new();
+    let mut sources: BTreeSet<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
+    sources.extend(config.watches.iter().map(WatchConfig::source));
+    sources.insert(GLOBAL.to_string());
+    sources.extend(SIGNALS.iter().map(|s| s.to_string()));
+
+    for job in &config.jobs {
+        if let (Some(service), None) = (&job.service, &config.consul) {
+            out.push(PlanWarning {
+                level: Level::Warning,
+                line: job.line,
+                message: format!(
+                    "job `{}` has `port` {} but there is no `consul` section, so it is not registered",
+                    job.name, service.port
+                ),
+                hint: Some("add `consul: \"localhost:8500\"`, or remove `port`".into()),
+            });
+        }
+        let When::Event { pattern, .. } = &job.when else {
+            continue;
+        };
+        let source = pattern.source.as_str();
+        let code = pattern.code;
+        if source == job.name {
+            out.push(PlanWarning {
+                level: Level::Warning,
+                line: job.line,
+                message: format!(
+                    "job `{}` waits for its own `{code}`, so it never starts",
+                    job.name
+                ),
+                hint: Some("name another job or watch as `source`".into()),
+            });
+            continue;
+        }
+        let publisher = if let Some(j) = config.jobs.iter().find(|j| j.name == source) {
+            Publisher::Job(j)
+        } else if config.watches.iter().any(|w| w.source() == source) {
+            Publisher::Watch
+        } else if source == GLOBAL {
+            Publisher::Global
+        } else if let Some(sig) = SIGNALS.iter().find(|s| **s == source) {
+            Publisher::Signal(sig)
+        } else {
+            let hint = if config.watches.iter().any(|w| w.name == source) {
+                Some(format!(
+                    "watches publish as `watch.{source}`: write `source: \"watch.{source}\"`"
+                ))
+            } else {
+                suggest::closest(source, sources.iter().map(String::as_str))
+                    .map(|close| format!("did you mean `{close}`?"))
+                    .or_else(|| {
+                        Some("name a job, `watch.NAME`, `global`, `SIGHUP` or `SIGUSR2`".into())
+                    })
+            };
+            out.push(PlanWarning {
+                level: Level::Warning,
+                line: job.line,
+                message: format!(
+                    "job `{}` waits for `{code}` from `{source}`, which is not a job, a watch, \
+                     `global` or a signal, so it never starts",
+                    job.name
+                ),
+                hint,
+            });
+            continue;
+        };
+        if let Some((why, hint)) = never_emits(&publisher, code) {
+            out.push(PlanWarning {
+                level: Level::Warning,
+                line: job.line,
+                message: format!(
+                    "job `{}` waits for `{code}` from `{source}`, but {why}, so it never starts",
+                    job.name
+                ),
+                hint: Some(hint),
+            });
+        }
+    }
+
+    for watch in &config.watches {
+        let source = watch.source();
+        let heard = config
+            .jobs
+            .iter()
+            .any(|j| matches!(&j.when, When::Event { pattern, .. } if pattern.source == source));
+        if !heard {
+            out.push(PlanWarning {
+                level: Level::Info,
+                line: watch.line,
+                message: format!("no job reacts to watch `{}`", watch.name),
+                hint: Some(format!(
+                    "add a job with `when: {{source: \"{source}\", each: \"changed\"}}`, or remove the watch"
+                )),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    fn plan_of(text: &str) -> Plan {
+        let loaded = parse_str(text, "t.json5").unwrap_or_else(|e| panic!("{e}"));
+        plan(&loaded.config)
+    }
+
+    fn has_line(p: &Plan, expected: &str) {
+        assert!(
+            p.lines.iter().any(|l| l == expected),
+            "missing line {expected:?} in:\n{p}"
+        );
+    }
+
+    const SAMPLE: &str = r#"{
+  consul: "localhost:8500",
+  jobs: [
+    { name: "setup", exec: "/bin/setup" },
+    {
+      name: "app",
+      exec: ["/bin/app", "--serve"],
+      port: 8080,
+      tags: ["web"],
+      restarts: "unlimited",
+      stopTimeout: "5s",
+      when: { source: "setup", once: "exitSuccess" },
+      health: { exec: "/bin/check", interval: 5, ttl: 10 },
+      main: true,
+    },
+    { name: "preStop", exec: "/bin/drain", when: { source: "app", once: "stopping" } },
+    { name: "onChange", exec: "/bin/reload", when: { source: "watch.db", each: "changed" } },
+    { name: "backup", exec: "/bin/backup", when: { interval: "5m" }, timeout: "10m" },
+    { name: "reload", exec: "/bin/hup", when: { each: "SIGHUP" } },
+  ],
+  watches: [ { name: "db", interval: 3 } ],
+}"#;
+
+    #[test]
+    fn describes_what_starts_each_job() {
+        let p = plan_of(SAMPLE);
+        has_line(&p, "autopilot will supervise 6 jobs and 1 watch.");
+        has_line(&p, "job setup (line 4)");
+        has_line(&p, "  starts    at startup");
+        has_line(&p, "  starts    once `setup` emits exitSuccess");
+        has_line(&p, "  starts    each time `watch.db` emits changed");
+        has_line(&p, "  starts    every 5m (timeout 10m)");
+        has_line(&p, "  starts    on SIGHUP");
+    }
+
+    #[test]
+    fn describes_restarts_health_service_and_hooks() {
+        let p = plan_of(SAMPLE);
+        has_line(&p, "job app (line 5)");
+        has_line(&p, "  exec      /bin/app --serve");
+        has_line(&p, "  restarts  unlimited, backoff 100ms doubling to 10s");
+        has_line(
+            &p,
+            "  stop      waits 5s after `stopping` before it is killed",
+        );
+        has_line(
+            &p,
+            "  health    runs `/bin/check` every 5s, timeout 5s, ttl 10s",
+        );
+        has_line(&p, "  service   registers `app` on port 8080, tags web");
+        has_line(
+            &p,
+            "  main      the container exits with this job's exit code",
+        );
+        has_line(&p, "  hooks     `preStop` runs once `app` emits stopping");
+        has_line(&p, "  hooks     `app` runs once `setup` emits exitSuccess");
+        has_line(&p, "  restarts  on every tick");
+        has_line(&p, "watch db (line 21)");
+        has_line(&p, "  follows   healthy instances of `db`");
+        has_line(&p, "  events    as `watch.db`, at most one per 3s");
+        has_line(
+            &p,
+            "  hooks     `onChange` runs each time `watch.db` emits changed",
+        );
+        assert!(p.warnings.is_empty(), "{p}");
+    }
+
+    #[test]
+    fn warns_about_an_unknown_source_with_a_suggestion() {
+        let p = plan_of(
+            r#"{jobs: [
+              {name: "setup", exec: "a"},
+              {name: "app", exec: "b", when: {source: "stup", once: "exitSuccess"}},
+            ]}"#,
+        );
+        assert_eq!(p.warnings.len(), 1, "{p}");
+        let w = &p.warnings[0];
+        assert_eq!((w.level, w.line), (Level::Warning, 3));
+        assert!(w.message.contains("`stup`, which is not a job"), "{w}");
+        assert_eq!(w.hint.as_deref(), Some("did you mean `setup`?"));
+    }
+
+    #[test]
+    fn a_watch_named_without_its_prefix_is_explained() {
+        let p = plan_of(
+            r#"{jobs: [{name: "r", exec: "a", when: {source: "db", each: "changed"}}],
+                watches: [{name: "db"}]}"#,
+        );
+        let w = p
+            .warnings
+            .iter()
+            .find(|w| w.level == Level::Warning)
+            .unwrap();
+        assert!(w.hint.as_ref().unwrap().contains("`watch.db`"), "{w}");
+    }
+
+    #[test]
+    fn warns_about_events_a_source_never_emits() {
+        let p = plan_of(
+            r#"{jobs: [
+              {name: "setup", exec: "a"},
+              {name: "a", exec: "x", when: {source: "setup", once: "healthy"}},
+              {name: "b", exec: "x", when: {source: "setup", each: "changed"}},
+              {name: "c", exec: "x", when: {source: "setup", once: "startup"}},
+              {name: "d", exec: "x", when: {source: "watch.w", once: "exitSuccess"}},
+              {name: "e", exec: "x", when: {source: "e", once: "exitSuccess"}},
+              {name: "f", exec: "x", when: {source: "watch.w", each: "changed"}},
+            ], watches: [{name: "w"}]}"#,
+        );
+        let lines: Vec<(usize, &str)> = p
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.message.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 5, "{p}");
+        assert!(lines[0].1.contains("`setup` has no health check"), "{p}");
+        assert!(lines[1].1.contains("only watches emit `changed`"), "{p}");
+        assert!(lines[2].1.contains("comes from autopilot itself"), "{p}");
+        assert!(lines[3].1.contains("watches only emit changed"), "{p}");
+        assert!(lines[4].1.contains("waits for its own"), "{p}");
+        assert_eq!(
+            lines.iter().map(|l| l.0).collect::<Vec<_>>(),
+            [3, 4, 5, 6, 7]
+        );
+    }
+
+    #[test]
+    fn a_watch_nobody_listens_to_is_info() {
+        let p = plan_of(r#"{jobs: [{name: "a", exec: "x"}], watches: [{name: "lonely"}]}"#);
+        assert_eq!(p.warnings.len(), 1);
+        assert_eq!(p.warnings[0].level, Level::Info);
+        assert_eq!(
+            p.warnings[0].to_string().lines().next().unwrap(),
+            "info: line 1: no job reacts to watch `lonely`"
+        );
+    }
+
+    #[test]
+    fn a_registered_job_without_consul_is_flagged() {
+        let p = plan_of(
+            r#"{jobs: [{name: "web", exec: "x", port: 80, health: {exec: "c", interval: 1, ttl: 3}}]}"#,
+        );
+        assert!(p.warnings[0].message.contains("no `consul` section"), "{p}");
+        has_line(&p, "  consul    none: no service registration, no watches");
+    }
+
+    #[test]
+    fn signals_and_globals_read_naturally() {
+        let p = plan_of(
+            r#"{jobs: [
+              {name: "a", exec: "x", when: {once: "SIGUSR2"}},
+              {name: "b", exec: "x", when: {source: "global", once: "shutdown", timeout: "30s"}},
+            ]}"#,
+        );
+        has_line(&p, "  starts    on the first SIGUSR2");
+        has_line(&p, "  starts    at shutdown, giving up after 30s");
+        assert!(p.warnings.is_empty(), "{p}");
+    }
+}

@@ -9,8 +9,13 @@
 //! 4. when the group is empty the job publishes `stopped` (post-stop hooks run);
 //! 5. autopilot exits as soon as every job is stopped; whatever is still
 //!    running when the top-level `stopTimeout` runs out gets SIGKILL.
+//!
+//! Signals follow the config's generation ([`SignalMode`]): for a
+//! ContainerPilot 2 config SIGUSR1 toggles maintenance and SIGHUP reloads the
+//! config file (through a [`Reloader`]); for a version 3 config SIGHUP is an
+//! event and SIGUSR1 is forwarded.
 
-use crate::config::model::{Config, JobConfig};
+use crate::config::model::{Config, JobConfig, SignalMode};
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
@@ -47,6 +52,8 @@ const FORWARDED: [Signal; 5] = [
 enum ShutdownCause {
     Signal,
     MainJobEnded,
+    /// A job with `exitOnFailure` failed (a ContainerPilot 2 `preStart`).
+    JobFailed,
     AllJobsDone,
     Requested,
 }
@@ -102,8 +109,23 @@ impl Handle {
 /// Each gets the handle and returns nothing: they run as their own tasks.
 pub type Extension = Box<dyn FnOnce(&Config, &Handle) -> Option<Arc<dyn ServiceRegistry>>>;
 
+/// Re-reads the configuration, given the environment children would get
+/// (so `-putenv` values count). `main` builds it, as only it knows where the
+/// config came from and what the command line added; the supervisor calls it
+/// off the runtime thread on a ContainerPilot 2 SIGHUP.
+pub type Reloader = Arc<dyn Fn(HashMap<String, String>) -> Result<Config, String> + Send + Sync>;
+
 /// Runs `config` until shutdown; returns the container's exit code.
 pub async fn run(config: Config, extensions: Vec<Extension>) -> i32 {
+    run_with(config, extensions, None).await
+}
+
+/// [`run`], with a way to re-read the config for ContainerPilot 2's SIGHUP.
+pub async fn run_with(
+    config: Config,
+    extensions: Vec<Extension>,
+    reloader: Option<Reloader>,
+) -> i32 {
     let is_pid1 = process::become_reaper();
     let reaper = match Reaper::start() {
         Ok(r) => r,
@@ -141,9 +163,12 @@ pub async fn run(config: Config, extensions: Vec<Extension>) -> i32 {
         registry,
         board: handle.board.clone(),
     };
+    let mut outcome = Outcome::new(None);
+    outcome.follow(&config.jobs);
     let mut sup = Supervisor {
-        outcome: Outcome::new(config.jobs.iter().find(|j| j.main).map(|j| j.name.clone())),
+        outcome,
         config,
+        reloader,
         shared,
         handle,
         tasks: JoinSet::new(),
@@ -178,6 +203,8 @@ struct Supervisor {
     removed: HashSet<String>,
     outcome: Outcome,
     is_pid1: bool,
+    /// How to re-read the config on a ContainerPilot 2 SIGHUP.
+    reloader: Option<Reloader>,
 }
 
 impl Supervisor {
@@ -191,7 +218,11 @@ impl Supervisor {
         self.tasks.spawn(runner.run());
     }
 
-    async fn run_loop(&mut self, signals: &mut Signals, mut requests: mpsc::Receiver<Request>) -> i32 {
+    async fn run_loop(
+        &mut self,
+        signals: &mut Signals,
+        mut requests: mpsc::Receiver<Request>,
+    ) -> i32 {
         let mut shutdown: Option<(ShutdownCause, Instant)> = None;
         let mut killed_at: Option<Instant> = None;
         if self.config.jobs.is_empty() {
@@ -208,7 +239,12 @@ impl Supervisor {
                     None => {}
                     Some(Ok(report)) => {
                         if self.job_ended(report, shutdown.is_some()) && shutdown.is_none() {
-                            shutdown = Some(self.begin_shutdown(ShutdownCause::MainJobEnded));
+                            let cause = if self.outcome.failed.is_some() {
+                                ShutdownCause::JobFailed
+                            } else {
+                                ShutdownCause::MainJobEnded
+                            };
+                            shutdown = Some(self.begin_shutdown(cause));
                         }
                         if self.tasks.is_empty() {
                             if shutdown.is_none() {
@@ -226,6 +262,14 @@ impl Supervisor {
                             log::info!("received {sig}: shutting down");
                             shutdown = Some(self.begin_shutdown(ShutdownCause::Signal));
                         }
+                    }
+                    Signal::SIGHUP if self.config.signals == SignalMode::V2 => {
+                        if shutdown.is_none() {
+                            self.reload_in_background();
+                        }
+                    }
+                    Signal::SIGUSR1 if self.config.signals == SignalMode::V2 => {
+                        self.set_maintenance(!self.handle.in_maintenance());
                     }
                     Signal::SIGHUP => self.shared.bus.publish(Event::new(EventCode::SigHup, "SIGHUP")),
                     Signal::SIGUSR2 => self.shared.bus.publish(Event::new(EventCode::SigUsr2, "SIGUSR2")),
@@ -272,13 +316,16 @@ impl Supervisor {
                 break;
             }
         }
-        let cause = shutdown.map(|(c, _)| c).unwrap_or(ShutdownCause::AllJobsDone);
+        let cause = shutdown
+            .map(|(c, _)| c)
+            .unwrap_or(ShutdownCause::AllJobsDone);
         let code = self.outcome.exit_code();
         log::info!(
             "autopilot exiting with code {code} ({}; {} orphans reaped)",
             match cause {
                 ShutdownCause::Signal => "stopped by signal",
                 ShutdownCause::MainJobEnded => "main job ended",
+                ShutdownCause::JobFailed => "a job with exitOnFailure failed",
                 ShutdownCause::AllJobsDone => "all jobs done",
                 ShutdownCause::Requested => "shutdown requested",
             },
@@ -287,7 +334,8 @@ impl Supervisor {
         code
     }
 
-    /// Records a job's end; returns whether it was the main job.
+    /// Records a job's end; returns whether it ends the run (the main job,
+    /// or a failed `exitOnFailure` job).
     fn job_ended(&mut self, report: Report, shutting_down: bool) -> bool {
         self.commands.remove(&report.name);
         if let Some(next) = self.replacements.remove(&report.name) {
@@ -299,15 +347,53 @@ impl Supervisor {
             self.shared.board.remove(&report.name);
             return false;
         }
-        let ended_main = self.outcome.job_ended(&report, shutting_down);
-        if ended_main && !shutting_down {
-            log::info!(
-                "main job `{}` ended ({}): shutting down",
-                report.name,
-                report.last_exit.map(|e| e.to_string()).unwrap_or("never ran".into())
-            );
+        let ends_run = self.outcome.job_ended(&report, shutting_down);
+        if ends_run && !shutting_down {
+            let exit = report
+                .last_exit
+                .map(|e| e.to_string())
+                .unwrap_or("never ran".into());
+            if self.outcome.failed.is_some() {
+                log::error!(
+                    "job `{}` failed ({exit}) and has exitOnFailure: shutting down",
+                    report.name
+                );
+            } else {
+                log::info!("main job `{}` ended ({exit}): shutting down", report.name);
+            }
         }
-        ended_main
+        ends_run
+    }
+
+    /// ContainerPilot 2's SIGHUP: re-read the config off the runtime thread,
+    /// then apply it as any reload (a request to ourselves), so unchanged
+    /// jobs keep running. A config that fails to load changes nothing.
+    fn reload_in_background(&self) {
+        let Some(reloader) = self.reloader.clone() else {
+            log::warn!("received SIGHUP, but this config cannot be re-read; nothing changes");
+            return;
+        };
+        log::info!("received SIGHUP: reloading the config");
+        let env: HashMap<String, String> = self.handle.environ.snapshot().into_iter().collect();
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            let loaded = tokio::task::spawn_blocking(move || reloader(env)).await;
+            match loaded {
+                Ok(Ok(config)) => {
+                    let (tx, rx) = oneshot::channel();
+                    if handle
+                        .request(Request::Reload(Box::new(config), tx))
+                        .await
+                        .is_ok()
+                    {
+                        // The summary is logged by the reload itself.
+                        let _ = rx.await;
+                    }
+                }
+                Ok(Err(e)) => log::error!("SIGHUP: the config has errors; the running one stays:\n{e}"),
+                Err(e) => log::error!("SIGHUP: reloading failed: {e}"),
+            }
+        });
     }
 
     fn begin_shutdown(&self, cause: ShutdownCause) -> (ShutdownCause, Instant) {
@@ -327,7 +413,10 @@ impl Supervisor {
 
     fn set_maintenance(&self, on: bool) {
         if self.handle.maintenance.swap(on, Ordering::Relaxed) != on {
-            log::info!("{} maintenance mode", if on { "entering" } else { "leaving" });
+            log::info!(
+                "{} maintenance mode",
+                if on { "entering" } else { "leaving" }
+            );
             let code = if on {
                 EventCode::EnterMaintenance
             } else {
@@ -340,10 +429,15 @@ impl Supervisor {
     /// Applies a new config: unchanged jobs keep running untouched, changed
     /// jobs are stopped and started again with their new definition, removed
     /// jobs are stopped, new jobs are started.
-    fn reload(&mut self, new: Config) -> ReloadSummary {
+    fn reload(&mut self, mut new: Config) -> ReloadSummary {
+        keep_command_line_app(&self.config, &mut new);
         let mut summary = ReloadSummary::default();
-        let old: HashMap<String, JobConfig> =
-            self.config.jobs.iter().map(|j| (j.name.clone(), j.clone())).collect();
+        let old: HashMap<String, JobConfig> = self
+            .config
+            .jobs
+            .iter()
+            .map(|j| (j.name.clone(), j.clone()))
+            .collect();
         let new_names: HashSet<&str> = new.jobs.iter().map(|j| j.name.as_str()).collect();
         for (name, _) in old.iter().filter(|(n, _)| !new_names.contains(n.as_str())) {
             if let Some(tx) = self.commands.get(name) {
@@ -354,7 +448,9 @@ impl Supervisor {
         }
         for job in &new.jobs {
             match old.get(&job.name) {
-                Some(prev) if same_definition(prev, job) => summary.unchanged.push(job.name.clone()),
+                Some(prev) if same_definition(prev, job) => {
+                    summary.unchanged.push(job.name.clone())
+                }
                 Some(_) => {
                     summary.restarted.push(job.name.clone());
                     match self.commands.get(&job.name) {
@@ -378,7 +474,7 @@ impl Supervisor {
         if new.consul != self.config.consul {
             log::warn!("reload: changes to `consul` take effect after a restart");
         }
-        self.outcome.main_job = new.jobs.iter().find(|j| j.main).map(|j| j.name.clone());
+        self.outcome.follow(&new.jobs);
         log::info!(
             "config reloaded: {} unchanged, {} restarted, {} added, {} removed",
             summary.unchanged.len(),
@@ -388,6 +484,26 @@ impl Supervisor {
         );
         self.config = new;
         summary
+    }
+}
+
+/// A ContainerPilot 2 config's app comes from autopilot's command line, not
+/// from the file, so a reload that could not know it (`autopilot -reload`
+/// re-reads the file alone) yields a config without the main job. Keep the
+/// running app then: ContainerPilot 2 never restarted the app on a reload.
+fn keep_command_line_app(old: &Config, new: &mut Config) {
+    if old.signals != SignalMode::V2 || new.signals != SignalMode::V2 {
+        return;
+    }
+    let Some(app) = old.jobs.iter().find(|j| j.main) else {
+        return;
+    };
+    if new.jobs.iter().any(|j| j.main) {
+        return;
+    }
+    match new.jobs.iter_mut().find(|j| j.name == app.name) {
+        Some(slot) => *slot = app.clone(),
+        None => new.jobs.insert(0, app.clone()),
     }
 }
 
@@ -407,14 +523,20 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// The exit-code rule (README "Exit codes"):
-/// - with a job marked `main: true`: that job's last exit code (128+signal
-///   for a signal death; 0 if it never ran);
+/// - when a job with `exitOnFailure: true` ended for good with a failure
+///   before shutdown began (a ContainerPilot 2 `preStart`): its exit code;
+/// - else, with a job marked `main: true`: that job's last exit code
+///   (128+signal for a signal death; 0 if it never ran);
 /// - otherwise: the code of the last job that ended for good with a failure
 ///   before shutdown began, or 0.
 struct Outcome {
     main_job: Option<String>,
     main_exit: Option<ExitStatus>,
     last_failure: Option<ExitStatus>,
+    /// Jobs with `exitOnFailure`.
+    exit_on_failure: HashSet<String>,
+    /// The first failure of one of them, which ended the run.
+    failed: Option<ExitStatus>,
 }
 
 impl Outcome {
@@ -423,10 +545,23 @@ impl Outcome {
             main_job,
             main_exit: None,
             last_failure: None,
+            exit_on_failure: HashSet::new(),
+            failed: None,
         }
     }
 
-    /// Records a job's end; returns whether it was the main job.
+    /// Takes the main job and the `exitOnFailure` jobs from a (new) config.
+    fn follow(&mut self, jobs: &[JobConfig]) {
+        self.main_job = jobs.iter().find(|j| j.main).map(|j| j.name.clone());
+        self.exit_on_failure = jobs
+            .iter()
+            .filter(|j| j.exit_on_failure)
+            .map(|j| j.name.clone())
+            .collect();
+    }
+
+    /// Records a job's end; returns whether it ends the run: the main job
+    /// ended, or an `exitOnFailure` job failed before shutdown.
     fn job_ended(&mut self, report: &Report, shutting_down: bool) -> bool {
         if self.main_job.as_deref() == Some(report.name.as_str()) {
             self.main_exit = report.last_exit;
@@ -434,11 +569,18 @@ impl Outcome {
         }
         if !shutting_down && let Some(exit) = report.last_exit.filter(|e| !e.success()) {
             self.last_failure = Some(exit);
+            if self.exit_on_failure.contains(&report.name) && self.failed.is_none() {
+                self.failed = Some(exit);
+                return true;
+            }
         }
         false
     }
 
     fn exit_code(&self) -> i32 {
+        if let Some(failed) = self.failed {
+            return failed.code();
+        }
         match &self.main_job {
             Some(_) => self.main_exit.map(ExitStatus::code).unwrap_or(0),
             None => self.last_failure.map(ExitStatus::code).unwrap_or(0),
@@ -455,9 +597,14 @@ struct Signals {
 impl Signals {
     fn new() -> std::io::Result<Signals> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let handled = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR2]
-            .into_iter()
-            .chain(FORWARDED);
+        let handled = [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR2,
+        ]
+        .into_iter()
+        .chain(FORWARDED);
         for sig in handled {
             let mut stream = signal(SignalKind::from_raw(sig as i32))?;
             let tx = tx.clone();
@@ -508,5 +655,50 @@ mod tests {
         o.job_ended(&report("b", Some(ExitStatus::Exited(4))), false);
         o.job_ended(&report("c", Some(ExitStatus::Signaled(15))), true);
         assert_eq!(o.exit_code(), 4);
+    }
+
+    fn job(name: &str, main: bool, exit_on_failure: bool) -> JobConfig {
+        let text = format!(
+            "{{jobs: [{{name: '{name}', exec: 'x', main: {main}, exitOnFailure: {exit_on_failure}}}]}}"
+        );
+        crate::config::parse_str(&text, "t").unwrap().config.jobs[0].clone()
+    }
+
+    #[test]
+    fn a_failed_exit_on_failure_job_ends_the_run_with_its_code() {
+        let mut o = Outcome::new(None);
+        o.follow(&[job("app", true, false), job("app.preStart", false, true)]);
+        assert!(o.job_ended(&report("app.preStart", Some(ExitStatus::Exited(3))), false));
+        // The main job never ran; the failure decides.
+        assert!(o.job_ended(&report("app", None), true));
+        assert_eq!(o.exit_code(), 3);
+    }
+
+    #[test]
+    fn a_successful_exit_on_failure_job_changes_nothing() {
+        let mut o = Outcome::new(None);
+        o.follow(&[job("app", true, false), job("app.preStart", false, true)]);
+        assert!(!o.job_ended(&report("app.preStart", Some(ExitStatus::Exited(0))), false));
+        assert!(o.job_ended(&report("app", Some(ExitStatus::Exited(7))), false));
+        assert_eq!(o.exit_code(), 7);
+    }
+
+    #[test]
+    fn a_reload_without_the_command_line_keeps_the_v2_app() {
+        let load = |app: &[&str]| {
+            let options = crate::config::LoadOptions {
+                app: app.iter().map(|s| s.to_string()).collect(),
+                self_exe: None,
+            };
+            let text = r#"{"services": [{"name": "web", "port": 80, "health": "true", "poll": 1, "ttl": 3}],
+                           "preStop": "drain"}"#;
+            crate::config::load_str_with(text, "t", &HashMap::new(), &options)
+                .unwrap()
+                .config
+        };
+        let running = load(&["/bin/app", "-x"]);
+        let mut reread = load(&[]);
+        keep_command_line_app(&running, &mut reread);
+        assert_eq!(running.jobs, reread.jobs);
     }
 }

@@ -3,4 +3,12 @@
 
 mod common;
 
+mod it_cli;
+mod it_consul;
+mod it_control;
+mod it_core;
+mod it_exit_codes;
 mod it_harness;
+mod it_reaping;
+mod it_shutdown;
+mod it_telemetry;

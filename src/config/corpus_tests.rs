@@ -6,10 +6,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::ConfigError;
-use super::load;
+use super::model::SignalMode;
+use super::{LoadOptions, load, load_with};
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/compat-corpus"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/compat-corpus"
+    ))
 }
 
 /// Files the corpus README lists as failing as published, through their own
@@ -30,13 +34,25 @@ const BROKEN_AS_PUBLISHED: [&str; 8] = [
 /// which names the key and suggests the fix.
 const REJECTED_BY_CONTAINERPILOT: [(&str, &str); 4] = [
     // `restart` instead of `restarts` (and `"always"`, which never existed).
-    ("v3/cheapRoc__redis__etc_containerpilot.json5", "unknown key `restart`"),
+    (
+        "v3/cheapRoc__redis__etc_containerpilot.json5",
+        "unknown key `restart`",
+    ),
     // ContainerPilot 2's `telemetry.sensors` left in a ContainerPilot 3 file.
-    ("v3/Thomanphan__nginx__etc_containerpilot.json5", "unknown key `sensors`"),
+    (
+        "v3/Thomanphan__nginx__etc_containerpilot.json5",
+        "unknown key `sensors`",
+    ),
     // `port` without `health`: ContainerPilot 3 said "job[vault].health must
     // be set if 'port' is set".
-    ("v3/leoj3n__consul-vault__etc_containerpilot.json5", "has `port` 8200 but no `health` check"),
-    ("v3/shai-adani-ericom__Proxy__config_containerpilot.json", "has `port` 3128 but no `health` check"),
+    (
+        "v3/leoj3n__consul-vault__etc_containerpilot.json5",
+        "has `port` 8200 but no `health` check",
+    ),
+    (
+        "v3/shai-adani-ericom__Proxy__config_containerpilot.json",
+        "has `port` 3128 but no `health` check",
+    ),
 ];
 
 /// A plausible value for each variable the corpus templates read.
@@ -90,6 +106,16 @@ fn plausible(var: &str) -> &'static str {
         "TLS_VERIFY" => "true",
         "WATCH" => "1",
         // ContainerPilot 2 corpus variables.
+        "BACKEND_PORT" => "8080",
+        "CONSULPORT" => "8500",
+        "CONSUL_ADDRESS" => "consul:8500",
+        "CONSUL_HOST" => "consul",
+        "CONTAINERPILOT_CONSUL_IP" => "10.0.0.5",
+        "HOSTNAME" => "web1",
+        "MONGO_REPLSET" => "rs0",
+        "SELF_HOST" => "web1",
+        "SERVICENAME" => "temperature",
+        "SERVICE_ADDRESS" => "10.0.0.5",
         _ => "value",
     }
 }
@@ -101,7 +127,8 @@ struct Entry {
 }
 
 fn manifest() -> Vec<Entry> {
-    let text = std::fs::read_to_string(corpus_dir().join("MANIFEST.tsv")).expect("corpus MANIFEST.tsv");
+    let text =
+        std::fs::read_to_string(corpus_dir().join("MANIFEST.tsv")).expect("corpus MANIFEST.tsv");
     text.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
@@ -110,7 +137,9 @@ fn manifest() -> Vec<Entry> {
             Entry {
                 file: cols[0].to_string(),
                 version: cols[1].to_string(),
-                vars: cols.get(5).map_or(Vec::new(), |v| v.split_whitespace().map(str::to_string).collect()),
+                vars: cols.get(5).map_or(Vec::new(), |v| {
+                    v.split_whitespace().map(str::to_string).collect()
+                }),
             }
         })
         .collect()
@@ -145,55 +174,177 @@ fn key(entry: &Entry) -> String {
 
 /// A failure must be located (a line number) and render without panicking.
 fn assert_located(name: &str, err: &ConfigError) {
-    let first = err.errors().next().unwrap_or_else(|| panic!("{name}: an error without diagnostics"));
-    assert!(first.line > 0, "{name}: error without a line number:\n{err}");
+    let first = err
+        .errors()
+        .next()
+        .unwrap_or_else(|| panic!("{name}: an error without diagnostics"));
+    assert!(
+        first.line > 0,
+        "{name}: error without a line number:\n{err}"
+    );
     assert!(!err.to_string().is_empty());
 }
 
 #[test]
 fn every_v3_corpus_config_loads() {
-    let entries: Vec<Entry> = manifest().into_iter().filter(|e| e.version == "v3").collect();
+    let entries: Vec<Entry> = manifest()
+        .into_iter()
+        .filter(|e| e.version == "v3")
+        .collect();
     assert_eq!(entries.len(), 65, "the corpus README counts 65 v3 files");
     let mut failures = Vec::new();
     for entry in &entries {
         let name = key(entry);
         let result = load(&path_of(entry), &env_for(entry));
         let rejected = REJECTED_BY_CONTAINERPILOT.iter().find(|(f, _)| *f == name);
-        match (result, BROKEN_AS_PUBLISHED.contains(&name.as_str()), rejected) {
+        match (
+            result,
+            BROKEN_AS_PUBLISHED.contains(&name.as_str()),
+            rejected,
+        ) {
             (Ok(loaded), false, None) => {
-                assert!(!loaded.config.jobs.is_empty() || !loaded.config.watches.is_empty(), "{name}: empty");
+                assert!(
+                    !loaded.config.jobs.is_empty() || !loaded.config.watches.is_empty(),
+                    "{name}: empty"
+                );
             }
             (Err(err), true, _) => assert_located(&name, &err),
             (Err(err), false, Some((_, message))) => {
                 assert_located(&name, &err);
-                assert!(err.errors().any(|d| d.message.contains(message)), "{name}: expected {message:?}:\n{err}");
-                assert!(err.errors().all(|d| d.hint.is_some()), "{name}: an error without a hint:\n{err}");
+                assert!(
+                    err.errors().any(|d| d.message.contains(message)),
+                    "{name}: expected {message:?}:\n{err}"
+                );
+                assert!(
+                    err.errors().all(|d| d.hint.is_some()),
+                    "{name}: an error without a hint:\n{err}"
+                );
             }
-            (Ok(_), _, _) => failures.push(format!("{name}: loaded, but it is broken as published")),
+            (Ok(_), _, _) => {
+                failures.push(format!("{name}: loaded, but it is broken as published"))
+            }
             (Err(err), false, None) => failures.push(format!("{name}:\n{err}")),
         }
     }
-    assert!(failures.is_empty(), "{} corpus files failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} corpus files failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
+/// Every ContainerPilot 2 file translates into jobs and watches and has a
+/// plan (`autopilot check`), run with an app on the command line, as an
+/// image's ENTRYPOINT would; the files broken as published fail, located.
 #[test]
-fn v2_corpus_configs_are_detected_as_v2() {
-    let entries: Vec<Entry> = manifest().into_iter().filter(|e| e.version == "v2").collect();
+fn every_v2_corpus_config_translates_and_has_a_plan() {
+    let entries: Vec<Entry> = manifest()
+        .into_iter()
+        .filter(|e| e.version == "v2")
+        .collect();
     assert_eq!(entries.len(), 62, "the corpus README counts 62 v2 files");
+    let options = LoadOptions {
+        app: vec!["/usr/local/bin/app".into(), "--port={{ .PORT }}".into()],
+        self_exe: Some("/usr/local/bin/autopilot".into()),
+    };
+    let mut failures = Vec::new();
     for entry in &entries {
         let name = key(entry);
-        let err = match load(&path_of(entry), &env_for(entry)) {
-            Ok(_) => panic!("{name}: a ContainerPilot 2 config loaded as version 3"),
-            Err(err) => err,
-        };
-        assert_located(&name, &err);
-        if !BROKEN_AS_PUBLISHED.contains(&name.as_str()) {
-            assert!(
-                err.errors().any(|d| d.message == "ContainerPilot 2 configuration is not supported yet"),
-                "{name}:\n{err}"
-            );
+        let mut env = env_for(entry);
+        env.insert("PORT".into(), "8080".into());
+        let broken = BROKEN_AS_PUBLISHED.contains(&name.as_str());
+        match (load_with(&path_of(entry), &env, &options), broken) {
+            (Ok(loaded), false) => {
+                let config = &loaded.config;
+                assert_eq!(config.signals, SignalMode::V2, "{name}");
+                let app = config.jobs.iter().find(|j| j.main);
+                let app = app.unwrap_or_else(|| panic!("{name}: no app job"));
+                assert_eq!(
+                    app.exec.as_ref().map(|e| e.display()).as_deref(),
+                    Some("/usr/local/bin/app --port=8080"),
+                    "{name}"
+                );
+                let plan = crate::plan::plan(config).to_string();
+                assert!(plan.contains("ContainerPilot 2"), "{name}:\n{plan}");
+                assert!(plan.contains(&format!("job {} (", app.name)), "{name}:\n{plan}");
+            }
+            (Err(err), true) => assert_located(&name, &err),
+            (Ok(_), true) => {
+                failures.push(format!("{name}: loaded, but it is broken as published"))
+            }
+            (Err(err), false) => failures.push(format!("{name}:\n{err}")),
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} corpus files failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// `autopilot migrate` on every ContainerPilot 2 file that loads writes a
+/// ContainerPilot 3 config that loads again into the same plan, or says
+/// which edit it needs (a service name version 3 does not take).
+#[test]
+fn every_v2_corpus_config_migrates_to_the_same_plan() {
+    let options = LoadOptions {
+        app: vec!["/usr/local/bin/app".into(), "--serve".into()],
+        self_exe: Some("/usr/local/bin/autopilot".into()),
+    };
+    let mut migrated = 0;
+    let mut needs_edit = Vec::new();
+    for entry in manifest().into_iter().filter(|e| e.version == "v2") {
+        let name = key(&entry);
+        let Ok(loaded) = load_with(&path_of(&entry), &env_for(&entry), &options) else {
+            continue;
+        };
+        let migration = super::migrate::migrate(&loaded.config, &name);
+        let text = migration.text;
+        let result = super::load_str(&text, "migrated.json5", &HashMap::new());
+        if !migration.todo.is_empty() {
+            let err = result.err().unwrap_or_else(|| panic!("{name}: loads despite {:?}", migration.todo));
+            assert!(
+                err.errors().all(|d| d.message.contains("cannot be a Consul service name")),
+                "{name}:\n{err}"
+            );
+            needs_edit.push(name);
+            continue;
+        }
+        let again = result
+            .unwrap_or_else(|e| panic!("{name}: the migrated config does not load:\n{e}\n\n{text}"));
+        assert_eq!(again.config.signals, SignalMode::V3, "{name}");
+        assert_eq!(
+            super::migrate::comparable_plan(&loaded.config),
+            super::migrate::comparable_plan(&again.config),
+            "{name}: the plans differ; migrated text:\n{text}"
+        );
+        migrated += 1;
+    }
+    // `node_exporter` is registered by ContainerPilot 2 but not by version 3.
+    assert_eq!(
+        needs_edit,
+        ["v2/vickov__autopilotpattern-consul__etc_containerpilot.json"]
+    );
+    assert_eq!(migrated, 62 - 4 - 1, "every v2 file but the 4 broken ones");
+}
+
+/// Without any environment (every template variable unset), each file still
+/// loads or fails with a located error, as `port: {{ .PORT }}` → `port: ,` does.
+#[test]
+fn corpus_configs_without_their_variables_fail_cleanly() {
+    let mut loaded = 0;
+    for entry in manifest() {
+        match load(&path_of(&entry), &HashMap::new()) {
+            Ok(_) => loaded += 1,
+            Err(err) => assert_located(&key(&entry), &err),
+        }
+    }
+    assert!(
+        loaded > 30,
+        "only {loaded} corpus files load without variables"
+    );
 }
 
 /// Never panic, whatever the input: feed mangled versions of the corpus
@@ -208,8 +359,31 @@ fn mangled_corpus_inputs_never_panic() {
         }
     }
     let noise = [
-        "{", "}", "[", "]", ",", ":", "\"", "'", "{{", "}}", "{{ .X }}", "\n", "0x", "-", "null", "//", "/*",
-        "\\", "µ", "when", "interval: -1", "port: 99999", "restarts: 'x'", "{{ end }}", "\u{2028}",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "'",
+        "{{",
+        "}}",
+        "{{ .X }}",
+        "\n",
+        "0x",
+        "-",
+        "null",
+        "//",
+        "/*",
+        "\\",
+        "µ",
+        "when",
+        "interval: -1",
+        "port: 99999",
+        "restarts: 'x'",
+        "{{ end }}",
+        "\u{2028}",
     ];
     for round in 0..400 {
         let (text, env) = &sources[rng.below(sources.len())];
@@ -236,18 +410,23 @@ fn mangled_corpus_inputs_never_panic() {
             }
         }
         let mangled: String = chars.into_iter().collect();
-        let outcome = std::panic::catch_unwind(|| match super::load_str(&mangled, "fuzz.json5", env) {
-            Ok(loaded) => {
-                let _ = crate::plan::plan(&loaded.config).to_string();
-            }
-            Err(err) => {
-                let _ = err.to_string();
-            }
-        });
+        let outcome =
+            std::panic::catch_unwind(|| match super::load_str(&mangled, "fuzz.json5", env) {
+                Ok(loaded) => {
+                    let _ = crate::plan::plan(&loaded.config).to_string();
+                }
+                Err(err) => {
+                    let _ = err.to_string();
+                }
+            });
         assert!(outcome.is_ok(), "round {round} panicked on:\n{mangled}");
         // The JSON5 and decoding stages alone, without the template.
-        let outcome = std::panic::catch_unwind(|| super::parse_str(&mangled, "fuzz.json5").map(|_| ()));
-        assert!(outcome.is_ok(), "round {round} panicked (no template) on:\n{mangled}");
+        let outcome =
+            std::panic::catch_unwind(|| super::parse_str(&mangled, "fuzz.json5").map(|_| ()));
+        assert!(
+            outcome.is_ok(),
+            "round {round} panicked (no template) on:\n{mangled}"
+        );
     }
 }
 
@@ -259,7 +438,10 @@ impl XorShift {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        if n == 0 { 0 } else { (self.0 % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.0 % n as u64) as usize
+        }
     }
 }
-

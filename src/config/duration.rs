@@ -254,13 +254,28 @@ mod tests {
         assert_eq!(e.hint.as_deref(), Some("add a unit, for example `10s`"));
         assert!(parse_go("5 s").is_err());
         assert!(parse_go("").unwrap_err().message.contains("empty"));
-        assert!(parse_go("5d").unwrap_err().message.contains("unknown unit \"d\""));
+        assert!(
+            parse_go("5d")
+                .unwrap_err()
+                .message
+                .contains("unknown unit \"d\"")
+        );
         assert!(parse_go("-5s").unwrap_err().message.contains("negative"));
         assert!(parse_go(".s").is_err());
         assert!(parse_go("1.2.3s").is_err());
         assert!(parse_go(" 5s").is_err());
-        assert!(parse_go("99999999999999999999h").unwrap_err().message.contains("too long"));
-        assert!(parse_go("3000000h").unwrap_err().message.contains("too long"));
+        assert!(
+            parse_go("99999999999999999999h")
+                .unwrap_err()
+                .message
+                .contains("too long")
+        );
+        assert!(
+            parse_go("3000000h")
+                .unwrap_err()
+                .message
+                .contains("too long")
+        );
     }
 
     #[test]
@@ -268,7 +283,12 @@ mod tests {
         assert_eq!(parse_timeout("10"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_timeout("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_timeout("250ms"), Ok(ms(250)));
-        assert!(parse_timeout("-3").unwrap_err().message.contains("negative"));
+        assert!(
+            parse_timeout("-3")
+                .unwrap_err()
+                .message
+                .contains("negative")
+        );
         assert!(parse_timeout("ten").is_err());
     }
 

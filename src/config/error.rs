@@ -80,14 +80,12 @@ impl Diagnostic {
         }
     }
 
-    /// A diagnostic at a known 1-based `line:column` of `text` (used for
+    /// An error at a known 1-based `(line, column)` of `text` (used for
     /// template errors, which report positions rather than offsets).
     pub fn at_line_col(
-        severity: Severity,
         text: &str,
         file: &str,
-        line: usize,
-        column: usize,
+        (line, column): (usize, usize),
         caret_len: usize,
         message: impl Into<String>,
         hint: Option<String>,
@@ -96,7 +94,7 @@ impl Diagnostic {
         let excerpt = line_text(text, line).to_string();
         let column = column.max(1);
         Diagnostic {
-            severity,
+            severity: Severity::Error,
             file: file.to_string(),
             line,
             column,
@@ -238,7 +236,13 @@ impl<'t> Reporter<'t> {
         self.text
     }
 
-    pub fn error(&mut self, span: Span, path: &str, message: impl Into<String>, hint: Option<String>) {
+    pub fn error(
+        &mut self,
+        span: Span,
+        path: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         self.push(Severity::Error, span, path, message.into(), hint);
     }
 
@@ -252,15 +256,17 @@ impl<'t> Reporter<'t> {
         self.push(Severity::Warning, span, path, message.into(), hint);
     }
 
-    fn push(&mut self, severity: Severity, span: Span, path: &str, message: String, hint: Option<String>) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        span: Span,
+        path: &str,
+        message: String,
+        hint: Option<String>,
+    ) {
         self.diagnostics.push(Diagnostic::at(
             severity, self.text, &self.file, span, path, message, hint,
         ));
-    }
-
-    /// Adds a diagnostic made elsewhere (for example against another text).
-    pub fn push_diagnostic(&mut self, diagnostic: Diagnostic) {
-        self.diagnostics.push(diagnostic);
     }
 
     pub fn has_errors(&self) -> bool {
@@ -319,12 +325,23 @@ mod tests {
     #[test]
     fn unlocated_errors_name_the_file() {
         let d = Diagnostic::unlocated("/nope.json5", "cannot read the file", None);
-        assert_eq!(d.to_string(), "error: cannot read the file\n --> /nope.json5");
+        assert_eq!(
+            d.to_string(),
+            "error: cannot read the file\n --> /nope.json5"
+        );
     }
 
     #[test]
     fn offsets_past_the_end_do_not_panic() {
-        let d = Diagnostic::at(Severity::Error, "ab", "f", Span::new(99, 120), "", "m", None);
+        let d = Diagnostic::at(
+            Severity::Error,
+            "ab",
+            "f",
+            Span::new(99, 120),
+            "",
+            "m",
+            None,
+        );
         assert_eq!(d.line, 1);
         let d = Diagnostic::at(Severity::Error, "", "f", Span::new(0, 0), "", "m", None);
         assert_eq!((d.line, d.column, d.caret_len), (1, 1, 1));

@@ -5,22 +5,28 @@
 //! goes wrong the user gets the place, the problem and a fix. Template errors
 //! point into the file as written; everything later points into the rendered
 //! text, because that is what was parsed (print it with `-template`).
+//!
+//! A ContainerPilot 2 document is translated into the same typed config
+//! (`v2`), its lifecycle hooks included (`hooks`); `migrate` writes any
+//! config back out as ContainerPilot 3 JSON5.
 
 pub mod decode;
 pub mod duration;
 pub mod error;
+pub mod hooks;
+pub mod migrate;
 pub mod model;
 pub mod source;
 pub mod suggest;
 pub mod template;
+pub mod v2;
 pub mod version;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use error::{ConfigError, Diagnostic, Reporter, Severity};
-use model::Config;
-use source::{Spanned, Value};
+use model::{Config, SignalMode};
 use version::Version;
 
 /// A loaded configuration and what it was made from.
@@ -34,12 +40,89 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// What the command line adds to a configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadOptions {
+    /// The words after the flags. ContainerPilot 2 took them as the app to
+    /// supervise; each word is rendered as a template, like the file. A
+    /// ContainerPilot 3 config ignores them (with a warning): its jobs say
+    /// what to run.
+    pub app: Vec<String>,
+    /// How translated ContainerPilot 2 sensors call autopilot back
+    /// (`-putmetric`); `autopilot` (found on PATH) when not given.
+    pub self_exe: Option<PathBuf>,
+}
+
+/// Where a configuration comes from. ContainerPilot 2 also took the JSON
+/// itself as the `-config` value, and images in the wild do that.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    File(PathBuf),
+    Inline(String),
+}
+
+impl Source {
+    /// Reads a `-config` (or `CONTAINERPILOT`) value: JSON text when it
+    /// starts with `{`, otherwise a path, with or without `file://`.
+    pub fn from_flag(raw: &str) -> Source {
+        if raw.trim_start().starts_with('{') {
+            Source::Inline(raw.to_string())
+        } else {
+            Source::File(strip_file_url(Path::new(raw)))
+        }
+    }
+
+    /// How diagnostics name it.
+    pub fn label(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Inline(_) => INLINE_LABEL.to_string(),
+        }
+    }
+}
+
+/// The name diagnostics give a config passed as text to `-config`.
+const INLINE_LABEL: &str = "-config (inline JSON)";
+
+/// `-config` (if given) or else the `CONTAINERPILOT` environment variable,
+/// as a [`Source`].
+pub fn resolve_source(flag: Option<&str>, env: &HashMap<String, String>) -> Option<Source> {
+    let raw = flag.filter(|f| !f.is_empty()).or_else(|| {
+        env.get("CONTAINERPILOT")
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    })?;
+    Some(Source::from_flag(raw))
+}
+
+/// Loads a configuration from wherever it comes from.
+pub fn load_source(
+    source: &Source,
+    env: &HashMap<String, String>,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
+    match source {
+        Source::File(path) => load_with(path, env, options),
+        Source::Inline(text) => load_str_with(text, INLINE_LABEL, env, options),
+    }
+}
+
+/// Renders the template of a source without parsing the result (`-template`).
+pub fn render_source(source: &Source, env: &HashMap<String, String>) -> Result<String, ConfigError> {
+    match source {
+        Source::File(path) => render_only(path, env),
+        Source::Inline(text) => render(text, INLINE_LABEL, env),
+    }
+}
+
 /// The config path named by `-config` (if given) or else the `CONTAINERPILOT`
 /// environment variable, without ContainerPilot's optional `file://` prefix.
 pub fn resolve_path(flag: Option<&str>, env: &HashMap<String, String>) -> Option<PathBuf> {
-    let raw = flag
-        .filter(|f| !f.is_empty())
-        .or_else(|| env.get("CONTAINERPILOT").map(String::as_str).filter(|v| !v.is_empty()))?;
+    let raw = flag.filter(|f| !f.is_empty()).or_else(|| {
+        env.get("CONTAINERPILOT")
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    })?;
     Some(strip_file_url(Path::new(raw)))
 }
 
@@ -52,10 +135,19 @@ fn strip_file_url(path: &Path) -> PathBuf {
 
 /// Reads, renders, parses and validates the configuration at `path`.
 pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Loaded, ConfigError> {
+    load_with(path, env, &LoadOptions::default())
+}
+
+/// [`load`], with what the command line adds (a ContainerPilot 2 app).
+pub fn load_with(
+    path: &Path,
+    env: &HashMap<String, String>,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
     let path = strip_file_url(path);
     let file = path.display().to_string();
     let raw = read(&path, &file)?;
-    let mut loaded = load_str(&raw, &file, env)?;
+    let mut loaded = load_str_with(&raw, &file, env, options)?;
     loaded.path = path;
     Ok(loaded)
 }
@@ -69,8 +161,29 @@ pub fn render_only(path: &Path, env: &HashMap<String, String>) -> Result<String,
 }
 
 /// The whole pipeline on text already in memory; `origin` labels diagnostics.
-pub fn load_str(raw: &str, origin: &str, env: &HashMap<String, String>) -> Result<Loaded, ConfigError> {
+pub fn load_str(
+    raw: &str,
+    origin: &str,
+    env: &HashMap<String, String>,
+) -> Result<Loaded, ConfigError> {
+    load_str_with(raw, origin, env, &LoadOptions::default())
+}
+
+/// [`load_str`], with what the command line adds (a ContainerPilot 2 app).
+pub fn load_str_with(
+    raw: &str,
+    origin: &str,
+    env: &HashMap<String, String>,
+    options: &LoadOptions,
+) -> Result<Loaded, ConfigError> {
     let rendered = render(raw, origin, env)?;
+    let input = v2::Input {
+        app: render_app(&options.app, env)?,
+        self_exe: options
+            .self_exe
+            .as_ref()
+            .map_or_else(|| "autopilot".to_string(), |p| p.display().to_string()),
+    };
     // Positions after rendering are in the rendered text; when the template
     // added or removed lines they no longer match the file, so say so.
     let label = if raw.lines().count() == rendered.lines().count() {
@@ -78,21 +191,74 @@ pub fn load_str(raw: &str, origin: &str, env: &HashMap<String, String>) -> Resul
     } else {
         format!("{origin} (as rendered)")
     };
-    let mut loaded = parse_labelled(&rendered, &label)?;
+    let mut loaded = parse_labelled(&rendered, &label, &input)?;
     loaded.path = PathBuf::from(origin);
+    if loaded.config.signals == SignalMode::V3 && !input.app.is_empty() {
+        let mut warning = Diagnostic::unlocated(
+            "the command line",
+            format!(
+                "`{}` after the flags is ignored: only ContainerPilot 2 configs take the app \
+                 from the command line",
+                input.app.join(" ")
+            ),
+            Some(format!(
+                "{origin} is a ContainerPilot 3 config: run the app as a job, \
+                 `{{name: \"app\", exec: [...], main: true}}`"
+            )),
+        );
+        warning.severity = Severity::Warning;
+        loaded.warnings.insert(0, warning);
+    }
     Ok(loaded)
+}
+
+/// Renders each word of the app's command line as a template, as
+/// ContainerPilot 2 did, so `app --name {{ .HOSTNAME }}` works.
+fn render_app(words: &[String], env: &HashMap<String, String>) -> Result<Vec<String>, ConfigError> {
+    let rendered: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, word)| {
+            template::render(word, env).map_err(|e| {
+                ConfigError::single(Diagnostic::unlocated(
+                    "the command line",
+                    format!(
+                        "template error in word {} of the app's command line ({word:?}): {}",
+                        i + 1,
+                        e.message
+                    ),
+                    Some(
+                        "each word after the flags is rendered as a Go template with the \
+                         environment as data; write `{{ .NAME }}`"
+                            .into(),
+                    ),
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if rendered.first().is_some_and(|program| program.trim().is_empty()) {
+        return Err(ConfigError::single(Diagnostic::unlocated(
+            "the command line",
+            format!(
+                "the app's program ({:?} after the flags) renders to nothing",
+                words[0]
+            ),
+            Some("name the program to run; if it comes from a template, set its variable".into()),
+        )));
+    }
+    Ok(rendered)
 }
 
 /// Parses and validates already-rendered text (no template step).
 pub fn parse_str(rendered: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    parse_labelled(rendered, origin)
+    parse_labelled(rendered, origin, &v2::Input::default())
 }
 
-fn parse_labelled(rendered: &str, label: &str) -> Result<Loaded, ConfigError> {
+fn parse_labelled(rendered: &str, label: &str, input: &v2::Input) -> Result<Loaded, ConfigError> {
     let mut rep = Reporter::new(rendered, label);
     let config = source::parse_into(&mut rep).and_then(|root| match version::detect(&root) {
         Version::V3 => Some(decode::decode(&root, &mut rep)),
-        Version::V2 { marker, key } => decode_v2(&root, marker, &key, &mut rep),
+        Version::V2 { .. } => Some(v2::translate(&root, input, &mut rep)),
     });
     let failed = rep.has_errors();
     let diagnostics = rep.into_diagnostics();
@@ -107,26 +273,6 @@ fn parse_labelled(rendered: &str, label: &str) -> Result<Loaded, ConfigError> {
     }
 }
 
-/// The single entry point for ContainerPilot 2 documents. Translation to jobs
-/// and watches (a future `v2::translate_v2(root, rep)`) plugs in here.
-fn decode_v2(
-    _root: &Spanned<Value>,
-    marker: source::Span,
-    key: &str,
-    rep: &mut Reporter<'_>,
-) -> Option<Config> {
-    rep.error(
-        marker,
-        "",
-        "ContainerPilot 2 configuration is not supported yet",
-        Some(format!(
-            "`{key}` is ContainerPilot 2 syntax; rewrite the file for ContainerPilot 3 \
-             (`jobs` and `watches`)"
-        )),
-    );
-    None
-}
-
 /// Renders the template, turning its error into a located diagnostic.
 fn render(raw: &str, file: &str, env: &HashMap<String, String>) -> Result<String, ConfigError> {
     template::render(raw, env).map_err(|e| {
@@ -138,11 +284,9 @@ fn render(raw: &str, file: &str, env: &HashMap<String, String>) -> Result<String
             None => 1,
         };
         ConfigError::single(Diagnostic::at_line_col(
-            Severity::Error,
             raw,
             file,
-            e.line,
-            e.column,
+            (e.line, e.column),
             caret_len,
             format!("template: {}", e.message),
             Some("the config is a Go text/template rendered with the environment as data".into()),
@@ -186,6 +330,6 @@ fn read(path: &Path, file: &str) -> Result<String, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod corpus_tests;
+#[cfg(test)]
+mod tests;

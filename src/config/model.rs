@@ -25,6 +25,23 @@ pub struct Config {
     pub jobs: Vec<JobConfig>,
     pub watches: Vec<WatchConfig>,
     pub telemetry: Option<TelemetryConfig>,
+    /// Which ContainerPilot generation's signal meanings apply: a translated
+    /// ContainerPilot 2 config keeps version 2's (docs/v2.md, "Signals").
+    pub signals: SignalMode,
+}
+
+/// What SIGUSR1 and SIGHUP mean. ContainerPilot 2 and 3 disagree, and an
+/// image written for one relies on its meaning, so the config's generation
+/// decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignalMode {
+    /// ContainerPilot 3: SIGHUP (and SIGUSR2) are events jobs can react to;
+    /// SIGUSR1 is forwarded to the main job.
+    #[default]
+    V3,
+    /// ContainerPilot 2: SIGUSR1 toggles maintenance mode, SIGHUP reloads
+    /// the configuration file.
+    V2,
 }
 
 /// Where and how to reach Consul. The address is kept as written; the
@@ -257,6 +274,11 @@ pub struct JobConfig {
     pub logging_raw: bool,
     /// The container's exit code follows this job (see README "Exit codes").
     pub main: bool,
+    /// `exitOnFailure`: when this job ends for good with a failure (before
+    /// shutdown), autopilot shuts down and exits with the job's exit code. A
+    /// failing `preStart` hook stops the container this way, as in
+    /// ContainerPilot 2.
+    pub exit_on_failure: bool,
     /// 1-based line of the job's definition in the rendered config, for the plan.
     pub line: usize,
 }

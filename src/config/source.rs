@@ -205,7 +205,9 @@ fn convert(value: &ast::Value<'_>, reporter: &mut Reporter<'_>) -> Spanned<Value
                         if same {
                             format!("duplicate key `{name}`, with the same value as on line {line}")
                         } else {
-                            format!("duplicate key `{name}`: this value replaces the one on line {line}")
+                            format!(
+                                "duplicate key `{name}`: this value replaces the one on line {line}"
+                            )
                         },
                         Some(format!("keep only one `{name}` in this object")),
                     );
@@ -226,9 +228,9 @@ fn same_value(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((kx, vx), (ky, vy))| kx.value == ky.value && same_value(&vx.value, &vy.value))
+                && x.iter().zip(y).all(|((kx, vx), (ky, vy))| {
+                    kx.value == ky.value && same_value(&vx.value, &vy.value)
+                })
         }
         (Value::Number(x), Value::Number(y)) => x.value == y.value,
         _ => a == b,
@@ -242,8 +244,13 @@ fn number_value(raw: &str) -> f64 {
         Some(b'+') => (false, &raw[1..]),
         _ => (false, raw),
     };
-    let magnitude = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
-        u64::from_str_radix(hex, 16).map(|v| v as f64).unwrap_or(f64::NAN)
+    let magnitude = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        u64::from_str_radix(hex, 16)
+            .map(|v| v as f64)
+            .unwrap_or(f64::NAN)
     } else {
         digits.parse::<f64>().unwrap_or(f64::NAN)
     };
@@ -284,7 +291,10 @@ fn check_string_literal(span: Span, reporter: &mut Reporter<'_>) {
 }
 
 /// Turns a parser error into a message that says how to fix it.
-fn syntax_error(text: &str, err: &jsonc_parser::errors::ParseError) -> (Span, String, Option<String>) {
+fn syntax_error(
+    text: &str,
+    err: &jsonc_parser::errors::ParseError,
+) -> (Span, String, Option<String>) {
     let range = err.range();
     let span = Span::new(range.start, range.end);
     let token = text.get(range.start..range.end).unwrap_or("").trim();
@@ -346,10 +356,17 @@ fn syntax_error(text: &str, err: &jsonc_parser::errors::ParseError) -> (Span, St
         ),
         ParseErrorKind::MultipleRootJsonValues => (
             "unexpected text after the end of the configuration".into(),
-            Some("the top-level object is already closed here; is there an extra `}` or `]` above?"),
+            Some(
+                "the top-level object is already closed here; is there an extra `}` or `]` above?",
+            ),
         ),
-        ParseErrorKind::NestingDepthExceeded => ("the configuration is nested too deeply".into(), None),
-        ParseErrorKind::String(kind) => (format!("invalid string: {}", lower_first(&kind.to_string())), None),
+        ParseErrorKind::NestingDepthExceeded => {
+            ("the configuration is nested too deeply".into(), None)
+        }
+        ParseErrorKind::String(kind) => (
+            format!("invalid string: {}", lower_first(&kind.to_string())),
+            None,
+        ),
         other => (lower_first(&other.to_string()), None),
     };
     (span, message, hint.map(str::to_string))
@@ -379,8 +396,13 @@ mod tests {
 
     #[test]
     fn json5_features_are_accepted() {
-        let v = ok("// comment\n{\n  /* block */ unquoted: 'single',\n  \"quoted\": 0x1F,\n  list: [1, 2,],\n  plus: +1, half: .5,\n}\n");
-        assert_eq!(v.get("unquoted").unwrap().value, Value::String("single".into()));
+        let v = ok(
+            "// comment\n{\n  /* block */ unquoted: 'single',\n  \"quoted\": 0x1F,\n  list: [1, 2,],\n  plus: +1, half: .5,\n}\n",
+        );
+        assert_eq!(
+            v.get("unquoted").unwrap().value,
+            Value::String("single".into())
+        );
         match &v.get("quoted").unwrap().value {
             Value::Number(n) => {
                 assert_eq!(n.value, 31.0);
@@ -425,7 +447,10 @@ mod tests {
         assert_eq!(d.line, 2);
         assert!(d.message.contains("line break"), "{d}");
         // A backslash line continuation is fine.
-        assert_eq!(ok("{a: \"one\\\ntwo\"}").get("a").unwrap().value, Value::String("onetwo".into()));
+        assert_eq!(
+            ok("{a: \"one\\\ntwo\"}").get("a").unwrap().value,
+            Value::String("onetwo".into())
+        );
     }
 
     #[test]
@@ -438,7 +463,11 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert_eq!((d[0].severity, d[0].line), (Severity::Warning, 3));
         assert!(d[0].message.contains("same value as on line 3"), "{}", d[0]);
-        assert!(d[1].message.contains("replaces the one on line 2"), "{}", d[1]);
+        assert!(
+            d[1].message.contains("replaces the one on line 2"),
+            "{}",
+            d[1]
+        );
     }
 
     #[test]

@@ -34,7 +34,14 @@ mod tests {
 
     #[test]
     fn finds_likely_typos_only() {
-        let keys = ["name", "exec", "restarts", "ttl", "interval", "initial_status"];
+        let keys = [
+            "name",
+            "exec",
+            "restarts",
+            "ttl",
+            "interval",
+            "initial_status",
+        ];
         assert_eq!(closest("restart", keys), Some("restarts"));
         assert_eq!(closest("tll", keys), Some("ttl"));
         assert_eq!(closest("Name", keys), Some("name"));

@@ -27,14 +27,20 @@ const V3_KEYS: [&str; 3] = ["jobs", "watches", "control"];
 pub enum Version {
     V3,
     /// A ContainerPilot 2 document; `marker` is the first key that says so.
-    V2 { marker: Span, key: String },
+    V2 {
+        marker: Span,
+        key: String,
+    },
 }
 
 pub fn detect(root: &Spanned<Value>) -> Version {
     let Value::Object(entries) = &root.value else {
         return Version::V3;
     };
-    if entries.iter().any(|(k, _)| V3_KEYS.contains(&k.value.as_str())) {
+    if entries
+        .iter()
+        .any(|(k, _)| V3_KEYS.contains(&k.value.as_str()))
+    {
         return Version::V3;
     }
     for (key, value) in entries {
@@ -45,7 +51,8 @@ pub fn detect(root: &Spanned<Value>) -> Version {
             };
         }
         if key.value == "telemetry"
-            && let Some(sensors) = entries_of(value).and_then(|e| e.iter().find(|(k, _)| k.value == "sensors"))
+            && let Some(sensors) =
+                entries_of(value).and_then(|e| e.iter().find(|(k, _)| k.value == "sensors"))
         {
             return Version::V2 {
                 marker: sensors.0.span(),
@@ -74,8 +81,12 @@ mod tests {
 
     #[test]
     fn v2_keys_mark_a_v2_document() {
-        assert!(matches!(version("{consul: 'c:8500', services: []}"), Version::V2 { key, .. } if key == "services"));
-        assert!(matches!(version("{telemetry: {sensors: []}}"), Version::V2 { key, .. } if key == "telemetry.sensors"));
+        assert!(
+            matches!(version("{consul: 'c:8500', services: []}"), Version::V2 { key, .. } if key == "services")
+        );
+        assert!(
+            matches!(version("{telemetry: {sensors: []}}"), Version::V2 { key, .. } if key == "telemetry.sensors")
+        );
         assert_eq!(version("{consul: 'c:8500', jobs: []}"), Version::V3);
         assert_eq!(version("{}"), Version::V3);
     }

@@ -1,13 +1,39 @@
-//! Service discovery: where jobs' Consul registrations go.
+//! Service discovery: jobs' registrations in Consul, and watches.
 //!
 //! Jobs talk to a [`ServiceRegistry`]; without a `consul` section it is
-//! [`NoDiscovery`], so autopilot supervises jobs without Consul.
+//! [`NoDiscovery`], so autopilot supervises jobs without Consul. With one,
+//! [`extension`] starts the Consul pieces:
+//! - [`address`]: the `consul` section and `CONSUL_*` variables → an endpoint;
+//! - [`client`]: the HTTP client (token, TLS, outage detection);
+//! - [`interfaces`]: which IP address a job advertises;
+//! - [`registry`]: one task per advertised job keeping its registration and
+//!   TTL check in line (the [`ServiceRegistry`] behind the jobs);
+//! - [`watch`]: blocking queries turned into `watch.<name>` events;
+//! - [`payload`]: the environment variables and files watches hand to jobs;
+//! - [`backoff`]: retry delays.
+//!
+//! See docs/consul.md for the user-facing description.
 
+pub mod address;
+pub mod backoff;
+pub mod client;
+pub mod interfaces;
+pub mod payload;
+pub mod registry;
+pub mod watch;
+
+use crate::config::model::Config;
 use crate::jobs::machine::ServiceAction;
+use crate::supervisor::{Extension, Handle};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Exit code when the `consul` settings cannot be used: as for any other
+/// config error, nothing has been started yet.
+const EXIT_CONFIG: i32 = 2;
 
 /// Applies a job's registration changes. The returned future completes when
 /// the change reached the registry (or was given up on); callers await it
@@ -26,4 +52,78 @@ impl ServiceRegistry for NoDiscovery {
     fn apply(&self, _job: &str, _action: ServiceAction) -> BoxFuture {
         Box::pin(async {})
     }
+}
+
+/// The Consul extension for [`crate::supervisor::run`]. Without a `consul`
+/// section it says so once and leaves discovery off. With one it builds the
+/// client, sets `CONTAINERPILOT_<JOB>_IP` for advertised jobs, starts the
+/// watches and returns the registry the jobs use.
+///
+/// Unusable settings (a bad address, an unreadable CA file, `interfaces`
+/// that match nothing) stop autopilot with exit code 2 before any job
+/// starts, as a config error would: running without the registrations the
+/// config asks for would hide the problem.
+pub fn extension() -> Extension {
+    Box::new(
+        |config: &Config, handle: &Handle| -> Option<Arc<dyn ServiceRegistry>> {
+            let Some(consul) = &config.consul else {
+                let unused = if config.watches.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} watches will never fire)", config.watches.len())
+                };
+                log::info!("no consul configured: running without service discovery{unused}");
+                return None;
+            };
+            match start(config, consul, handle) {
+                Ok(registry) => Some(registry),
+                Err(e) => {
+                    log::error!("{e}");
+                    std::process::exit(EXIT_CONFIG);
+                }
+            }
+        },
+    )
+}
+
+fn start(
+    config: &Config,
+    consul: &crate::config::model::ConsulConfig,
+    handle: &Handle,
+) -> Result<Arc<dyn ServiceRegistry>, String> {
+    let env = |key: &str| std::env::var(key).ok();
+    let endpoint = address::resolve(consul, &env).map_err(|e| e.to_string())?;
+    for warning in &endpoint.warnings {
+        log::warn!("{warning}");
+    }
+    let client = client::ConsulClient::new(&endpoint).map_err(|e| e.to_string())?;
+    log::info!(
+        "consul: using the agent at {}{}",
+        client.display_url(),
+        if endpoint.token.is_some() {
+            " with an ACL token"
+        } else {
+            ""
+        }
+    );
+    let hostname = registry::hostname(&env);
+    let registry = registry::ConsulRegistry::new(client.clone(), handle.environ.clone(), hostname);
+    registry
+        .define_all(&config.jobs)
+        .map_err(|e| format!("consul: cannot choose the address to advertise: {e}"))?;
+    if !config.watches.is_empty() {
+        let dir = Arc::new(payload::RuntimeDir::create()?);
+        log::debug!("consul: watch data goes to {}", dir.path().display());
+        for w in &config.watches {
+            let task = watch::Watch::new(
+                w.clone(),
+                client.clone(),
+                handle.bus.clone(),
+                handle.environ.clone(),
+                dir.clone(),
+            );
+            tokio::spawn(task.run());
+        }
+    }
+    Ok(Arc::new(registry))
 }

@@ -44,7 +44,11 @@ pub fn start(
     let name = format!("check.{job}");
     match &health.check {
         HealthCheck::Exec(exec) => {
-            let output = if health.logging_raw { Output::Raw } else { Output::Log(name.clone()) };
+            let output = if health.logging_raw {
+                Output::Raw
+            } else {
+                Output::Log(name.clone())
+            };
             match process::spawn(exec, &env.snapshot(), &output) {
                 Err(e) => {
                     log::warn!("{name}: cannot run `{}`: {}", exec.display(), e.error);
@@ -72,16 +76,20 @@ pub fn start(
                         };
                         let _ = results.send(passed).await;
                     });
-                    RunningCheck { task, pgid: Some(pid) }
+                    RunningCheck {
+                        task,
+                        pgid: Some(pid),
+                    }
                 }
             }
         }
         HealthCheck::Tcp { address } => {
             let address = address.clone();
             let task = tokio::spawn(async move {
-                let passed = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address))
-                    .await
-                    .is_ok_and(|r| r.is_ok());
+                let passed =
+                    tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address))
+                        .await
+                        .is_ok_and(|r| r.is_ok());
                 let _ = results.send(passed).await;
             });
             RunningCheck { task, pgid: None }
@@ -118,12 +126,20 @@ async fn http_status(url: &str) -> Result<u16, String> {
     let mut stream = tokio::net::TcpStream::connect(authority)
         .await
         .map_err(|e| format!("connect {authority}: {e}"))?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: autopilot\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: autopilot\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut head = [0u8; 64];
     let mut got = 0;
     while got < 12 {
-        let n = stream.read(&mut head[got..]).await.map_err(|e| e.to_string())?;
+        let n = stream
+            .read(&mut head[got..])
+            .await
+            .map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }

@@ -281,7 +281,8 @@ impl Machine {
     }
 
     fn on_event(&mut self, event: &Event, now: Instant, fx: &mut Vec<Effect>) {
-        let is_startup = event.code == EventCode::Startup && event.source.as_ref() == crate::events::GLOBAL;
+        let is_startup =
+            event.code == EventCode::Startup && event.source.as_ref() == crate::events::GLOBAL;
         match event.code {
             EventCode::Shutdown if event.source.as_ref() == crate::events::GLOBAL => {
                 self.on_shutdown(now, fx);
@@ -296,7 +297,8 @@ impl Machine {
                 fx.push(Effect::Service(ServiceAction::Deregister));
             }
             EventCode::ExitMaintenance
-                if event.source.as_ref() == crate::events::GLOBAL && self.health == Health::Maintenance =>
+                if event.source.as_ref() == crate::events::GLOBAL
+                    && self.health == Health::Maintenance =>
             {
                 self.health = Health::Unknown;
                 if self.state == State::Running {
@@ -321,7 +323,9 @@ impl Machine {
                     fx.push(Effect::SetTimer(Timer::Interval, *every));
                     self.trigger(now, fx);
                 }
-                When::Event { timeout: Some(t), .. } => fx.push(Effect::SetTimer(Timer::WhenTimeout, *t)),
+                When::Event {
+                    timeout: Some(t), ..
+                } => fx.push(Effect::SetTimer(Timer::WhenTimeout, *t)),
                 When::Event { .. } => {}
             }
         }
@@ -390,11 +394,18 @@ impl Machine {
         if self.state != State::Running {
             return;
         }
-        let ran_for = self.started_at.map(|s| now.saturating_duration_since(s)).unwrap_or_default();
+        let ran_for = self
+            .started_at
+            .map(|s| now.saturating_duration_since(s))
+            .unwrap_or_default();
         if matches!(self.rules.when, When::Interval(_)) {
             self.idle(fx);
             if self.run_pending {
                 self.start(now, fx);
+            } else if !self.armed {
+                // The last tick came while this run was still going and found
+                // no restarts left: this run was the last one.
+                self.finish(fx);
             }
             return;
         }
@@ -493,7 +504,10 @@ impl Machine {
             }
             Timer::ExecTimeout => {
                 if self.state == State::Running {
-                    log::warn!("{}: timeout reached, killing its processes", self.rules.name);
+                    log::warn!(
+                        "{}: timeout reached, killing its processes",
+                        self.rules.name
+                    );
                     fx.push(Effect::Signal(Signal::SIGKILL));
                 }
             }
@@ -513,6 +527,11 @@ impl Machine {
             }
             Timer::KillDeadline => {
                 if self.state == State::Stopping {
+                    log::warn!(
+                        "{}: still running {:?} after SIGTERM (its stopTimeout), killing it",
+                        self.rules.name,
+                        self.rules.stop_timeout.unwrap_or_default()
+                    );
                     fx.push(Effect::Signal(Signal::SIGKILL));
                 }
             }
@@ -523,8 +542,16 @@ impl Machine {
         if self.state != State::Running || self.health == Health::Maintenance {
             return;
         }
-        let new = if ok { Health::Healthy } else { Health::Unhealthy };
-        fx.push(Effect::Service(if ok { ServiceAction::Pass } else { ServiceAction::Fail }));
+        let new = if ok {
+            Health::Healthy
+        } else {
+            Health::Unhealthy
+        };
+        fx.push(Effect::Service(if ok {
+            ServiceAction::Pass
+        } else {
+            ServiceAction::Fail
+        }));
         if new != self.health {
             self.health = new;
             fx.push(Effect::Publish(if ok {

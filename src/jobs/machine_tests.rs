@@ -21,6 +21,7 @@ fn job(name: &str) -> JobConfig {
         leader: None,
         logging_raw: false,
         main: false,
+        exit_on_failure: false,
         line: 1,
     }
 }
@@ -82,7 +83,11 @@ fn a_job_without_when_starts_at_startup_and_stops_after_its_exit() {
     let fx = m.on(Input::Exited(ExitStatus::Exited(0)), t0);
     assert_eq!(
         published(&fx),
-        vec![EventCode::ExitSuccess, EventCode::Stopping, EventCode::Stopped]
+        vec![
+            EventCode::ExitSuccess,
+            EventCode::Stopping,
+            EventCode::Stopped
+        ]
     );
     assert_eq!(m.state(), State::Stopped);
 }
@@ -144,7 +149,11 @@ fn restarts_are_limited_and_backed_off() {
     }
     assert_eq!(
         delays,
-        vec![Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(400)]
+        vec![
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+            Duration::from_millis(400)
+        ]
     );
     m.on(Input::Exited(ExitStatus::Exited(1)), t0);
     assert_eq!(m.state(), State::Stopped);
@@ -169,7 +178,10 @@ fn backoff_is_capped_and_reset_by_a_long_run() {
     let later = t0 + Duration::from_secs(60);
     m.on(Input::Exited(ExitStatus::Exited(1)), t0);
     m.on(Input::Timer(Timer::Restart), later);
-    let fx = m.on(Input::Exited(ExitStatus::Exited(1)), later + Duration::from_secs(11));
+    let fx = m.on(
+        Input::Exited(ExitStatus::Exited(1)),
+        later + Duration::from_secs(11),
+    );
     assert_eq!(spawns(&fx), 1);
     assert_eq!(m.state(), State::Running);
 }
@@ -183,7 +195,10 @@ fn interval_jobs_run_at_startup_then_on_each_tick_within_their_restart_limit() {
     let t0 = Instant::now();
     let fx = m.on(startup(), t0);
     assert_eq!(spawns(&fx), 1);
-    assert_eq!(timer_set(&fx, Timer::Interval), Some(Duration::from_secs(5)));
+    assert_eq!(
+        timer_set(&fx, Timer::Interval),
+        Some(Duration::from_secs(5))
+    );
     m.on(Input::Exited(ExitStatus::Exited(0)), t0);
     assert_eq!(m.state(), State::Waiting);
     assert_eq!(spawns(&m.on(Input::Timer(Timer::Interval), t0)), 1);
@@ -194,12 +209,38 @@ fn interval_jobs_run_at_startup_then_on_each_tick_within_their_restart_limit() {
 }
 
 #[test]
+fn an_interval_job_running_at_its_last_tick_stops_when_that_run_ends() {
+    let mut cfg = job("task");
+    cfg.when = When::Interval(Duration::from_secs(5));
+    cfg.restarts = Restarts::Limit(0);
+    let mut m = machine(&cfg, &[]);
+    let t0 = Instant::now();
+    assert_eq!(spawns(&m.on(startup(), t0)), 1);
+    // The tick finds the run still going and no restarts left.
+    assert_eq!(spawns(&m.on(Input::Timer(Timer::Interval), t0)), 0);
+    assert_eq!(m.state(), State::Running);
+    let fx = m.on(Input::Exited(ExitStatus::Signaled(9)), t0);
+    assert_eq!(m.state(), State::Stopped);
+    assert_eq!(
+        published(&fx),
+        [
+            EventCode::ExitFailed,
+            EventCode::Stopping,
+            EventCode::Stopped
+        ]
+    );
+}
+
+#[test]
 fn an_exec_timeout_kills_the_group() {
     let mut cfg = job("slow");
     cfg.timeout = Some(Duration::from_secs(1));
     let mut m = machine(&cfg, &[]);
     let fx = m.on(startup(), Instant::now());
-    assert_eq!(timer_set(&fx, Timer::ExecTimeout), Some(Duration::from_secs(1)));
+    assert_eq!(
+        timer_set(&fx, Timer::ExecTimeout),
+        Some(Duration::from_secs(1))
+    );
     let fx = m.on(Input::Timer(Timer::ExecTimeout), Instant::now());
     assert_eq!(fx, vec![Effect::Signal(Signal::SIGKILL)]);
 }
@@ -217,11 +258,17 @@ fn when_timeout_gives_up_waiting_and_publishes_timer_expired() {
     };
     let mut m = machine(&cfg, &[]);
     let fx = m.on(startup(), Instant::now());
-    assert_eq!(timer_set(&fx, Timer::WhenTimeout), Some(Duration::from_secs(2)));
+    assert_eq!(
+        timer_set(&fx, Timer::WhenTimeout),
+        Some(Duration::from_secs(2))
+    );
     let fx = m.on(Input::Timer(Timer::WhenTimeout), Instant::now());
     assert_eq!(published(&fx)[0], EventCode::TimerExpired);
     assert_eq!(m.state(), State::Stopped);
-    assert_eq!(spawns(&m.on(ev(EventCode::Healthy, "db"), Instant::now())), 0);
+    assert_eq!(
+        spawns(&m.on(ev(EventCode::Healthy, "db"), Instant::now())),
+        0
+    );
 }
 
 #[test]
@@ -244,14 +291,23 @@ fn health_events_are_published_on_transitions_only() {
     let t0 = Instant::now();
     let fx = m.on(startup(), t0);
     assert!(fx.contains(&Effect::Service(ServiceAction::Register)));
-    assert_eq!(timer_set(&fx, Timer::HealthTick), Some(Duration::from_secs(1)));
-    assert!(m.on(Input::Timer(Timer::HealthTick), t0).contains(&Effect::CheckHealth));
+    assert_eq!(
+        timer_set(&fx, Timer::HealthTick),
+        Some(Duration::from_secs(1))
+    );
+    assert!(
+        m.on(Input::Timer(Timer::HealthTick), t0)
+            .contains(&Effect::CheckHealth)
+    );
     let fx = m.on(Input::HealthChecked(true), t0);
     assert_eq!(published(&fx), vec![EventCode::Healthy]);
     assert!(fx.contains(&Effect::Service(ServiceAction::Pass)));
     let fx = m.on(Input::HealthChecked(true), t0);
     assert!(published(&fx).is_empty(), "no event when nothing changed");
-    assert!(fx.contains(&Effect::Service(ServiceAction::Pass)), "TTL still refreshed");
+    assert!(
+        fx.contains(&Effect::Service(ServiceAction::Pass)),
+        "TTL still refreshed"
+    );
     let fx = m.on(Input::HealthChecked(false), t0);
     assert_eq!(published(&fx), vec![EventCode::Unhealthy]);
     assert!(fx.contains(&Effect::Service(ServiceAction::Fail)));
@@ -276,7 +332,10 @@ fn maintenance_deregisters_and_pauses_health_checks() {
     let fx = m.on(ev(EventCode::EnterMaintenance, GLOBAL), t0);
     assert!(fx.contains(&Effect::Service(ServiceAction::Deregister)));
     assert_eq!(m.health(), Health::Maintenance);
-    assert!(!m.on(Input::Timer(Timer::HealthTick), t0).contains(&Effect::CheckHealth));
+    assert!(
+        !m.on(Input::Timer(Timer::HealthTick), t0)
+            .contains(&Effect::CheckHealth)
+    );
     assert!(m.on(Input::HealthChecked(true), t0).is_empty());
     let fx = m.on(ev(EventCode::ExitMaintenance, GLOBAL), t0);
     assert!(fx.contains(&Effect::Service(ServiceAction::Register)));
@@ -295,12 +354,18 @@ fn shutdown_deregisters_before_sigterm_and_stops_after_the_exit() {
         .iter()
         .position(|e| *e == Effect::Service(ServiceAction::Deregister))
         .unwrap();
-    let term = fx.iter().position(|e| *e == Effect::Signal(Signal::SIGTERM)).unwrap();
+    let term = fx
+        .iter()
+        .position(|e| *e == Effect::Signal(Signal::SIGTERM))
+        .unwrap();
     assert!(dereg < term);
     assert_eq!(published(&fx), vec![EventCode::Stopping]);
     assert_eq!(m.state(), State::Stopping);
     let fx = m.on(Input::Exited(ExitStatus::Signaled(15)), t0);
-    assert_eq!(published(&fx), vec![EventCode::ExitFailed, EventCode::Stopped]);
+    assert_eq!(
+        published(&fx),
+        vec![EventCode::ExitFailed, EventCode::Stopped]
+    );
     assert_eq!(m.state(), State::Stopped);
 }
 
@@ -320,7 +385,10 @@ fn a_job_waits_for_its_stop_hooks_before_sigterm() {
         m.on(startup(), t0);
     }
     let fx = a.on(shutdown(), t0);
-    assert!(!fx.contains(&Effect::Signal(Signal::SIGTERM)), "waits for preStop");
+    assert!(
+        !fx.contains(&Effect::Signal(Signal::SIGTERM)),
+        "waits for preStop"
+    );
     // The hooks ignore the shutdown and wait for their event.
     for hook in [&mut pre, &mut post] {
         let fx = hook.on(shutdown(), t0);
@@ -351,10 +419,16 @@ fn stop_timeout_bounds_the_wait_for_hooks_and_the_kill() {
     let t0 = Instant::now();
     a.on(startup(), t0);
     let fx = a.on(shutdown(), t0);
-    assert_eq!(timer_set(&fx, Timer::StopGrace), Some(Duration::from_secs(3)));
+    assert_eq!(
+        timer_set(&fx, Timer::StopGrace),
+        Some(Duration::from_secs(3))
+    );
     let fx = a.on(Input::Timer(Timer::StopGrace), t0);
     assert!(fx.contains(&Effect::Signal(Signal::SIGTERM)));
-    assert_eq!(timer_set(&fx, Timer::KillDeadline), Some(Duration::from_secs(3)));
+    assert_eq!(
+        timer_set(&fx, Timer::KillDeadline),
+        Some(Duration::from_secs(3))
+    );
     let fx = a.on(Input::Timer(Timer::KillDeadline), t0);
     assert_eq!(fx, vec![Effect::Signal(Signal::SIGKILL)]);
 }
@@ -367,7 +441,10 @@ fn waiting_jobs_stop_at_once_on_shutdown() {
     let t0 = Instant::now();
     m.on(startup(), t0);
     let fx = m.on(shutdown(), t0);
-    assert_eq!(published(&fx), vec![EventCode::Stopping, EventCode::Stopped]);
+    assert_eq!(
+        published(&fx),
+        vec![EventCode::Stopping, EventCode::Stopped]
+    );
     assert_eq!(m.state(), State::Stopped);
 }
 

@@ -65,13 +65,21 @@ pub struct Runner {
     /// The leader exited while stopping but its group still has members.
     exit_pending: Option<(Pid, ExitStatus)>,
     check: Option<RunningCheck>,
+    /// When the running check started, for the health-check duration metric.
+    check_started: Option<std::time::Instant>,
+    /// What we last asked of the registry, for the status view.
+    service: Option<ServiceAction>,
     check_results_tx: mpsc::Sender<bool>,
     check_results: mpsc::Receiver<bool>,
 }
 
 impl Runner {
     /// Subscribes to the bus now, so no event published after this call is missed.
-    pub fn new(config: Arc<JobConfig>, rules: Rules, shared: Shared) -> (Runner, mpsc::Sender<Command>) {
+    pub fn new(
+        config: Arc<JobConfig>,
+        rules: Rules,
+        shared: Shared,
+    ) -> (Runner, mpsc::Sender<Command>) {
         let (cmd_tx, commands) = mpsc::channel(8);
         let (check_results_tx, check_results) = mpsc::channel(1);
         let runner = Runner {
@@ -84,6 +92,8 @@ impl Runner {
             process: None,
             exit_pending: None,
             check: None,
+            check_started: None,
+            service: None,
             check_results_tx,
             check_results,
         };
@@ -94,7 +104,11 @@ impl Runner {
     pub async fn run(mut self) -> Report {
         let mut reaped = self.shared.reaper.reaped_notifications();
         loop {
-            let next_timer = self.timers.iter().min_by_key(|(_, at)| **at).map(|(t, at)| (*t, *at));
+            let next_timer = self
+                .timers
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(t, at)| (*t, *at));
             let input = tokio::select! {
                 status = wait_exit(&mut self.process) => {
                     let (pid, _) = self.process.take().expect("exit without a process");
@@ -133,6 +147,9 @@ impl Runner {
                 }
                 Some(passed) = self.check_results.recv() => {
                     self.check = None;
+                    if let Some(started) = self.check_started.take() {
+                        self.shared.board.health_checked(&self.config.name, passed, started.elapsed());
+                    }
                     Input::HealthChecked(passed)
                 }
                 Some(cmd) = self.commands.recv() => match cmd {
@@ -159,7 +176,10 @@ impl Runner {
                 self.apply(effect).await;
             }
             self.publish_status();
-            if self.machine.state() == State::Stopped && self.process.is_none() && self.exit_pending.is_none() {
+            if self.machine.state() == State::Stopped
+                && self.process.is_none()
+                && self.exit_pending.is_none()
+            {
                 break;
             }
         }
@@ -204,6 +224,7 @@ impl Runner {
                         &self.shared.reaper,
                         self.check_results_tx.clone(),
                     ));
+                    self.check_started = Some(std::time::Instant::now());
                 }
             }
             Effect::CancelHealthCheck => {
@@ -212,6 +233,7 @@ impl Runner {
                 }
             }
             Effect::Service(action) => {
+                self.service = Some(action);
                 let done = self.shared.registry.apply(&name, action);
                 if action == ServiceAction::Deregister {
                     // Clients must stop being sent here before the process stops.
@@ -224,7 +246,9 @@ impl Runner {
     }
 
     fn spawn(&mut self) {
-        let Some(exec) = &self.config.exec else { return };
+        let Some(exec) = &self.config.exec else {
+            return;
+        };
         let output = if self.config.logging_raw {
             Output::Raw
         } else {
@@ -233,12 +257,23 @@ impl Runner {
         match process::spawn(exec, &self.shared.environ.snapshot(), &output) {
             Ok(pid) => {
                 let exit = self.shared.reaper.watch(pid);
-                log::debug!("{}: started `{}` as pid {pid}", self.config.name, exec.display());
-                self.shared.environ.set_job_pid(&self.config.name, Some(pid.as_raw()));
+                log::debug!(
+                    "{}: started `{}` as pid {pid}",
+                    self.config.name,
+                    exec.display()
+                );
+                self.shared
+                    .environ
+                    .set_job_pid(&self.config.name, Some(pid.as_raw()));
                 self.process = Some((pid, exit));
             }
             Err(e) => {
-                log::error!("{}: cannot start `{}`: {}", self.config.name, exec.display(), e.error);
+                log::error!(
+                    "{}: cannot start `{}`: {}",
+                    self.config.name,
+                    exec.display(),
+                    e.error
+                );
                 // Report it as the shell would, through the normal exit path.
                 let (tx, rx) = oneshot::channel();
                 let _ = tx.send(ExitStatus::Exited(e.exit_code()));
@@ -251,9 +286,19 @@ impl Runner {
         let mut status = JobStatus::new(&self.config.name, self.config.service.is_some());
         status.state = self.machine.state().as_str();
         status.health = self.machine.health().as_str();
-        status.pid = self.process.as_ref().map(|(p, _)| p.as_raw()).filter(|p| *p > 0);
+        status.pid = self
+            .process
+            .as_ref()
+            .map(|(p, _)| p.as_raw())
+            .filter(|p| *p > 0);
         status.restarts = self.machine.restarts;
         status.set_exit(self.machine.last_exit);
+        status.service = self.service.map(|action| match action {
+            ServiceAction::Register => "registered",
+            ServiceAction::Pass => "passing",
+            ServiceAction::Fail => "critical",
+            ServiceAction::Deregister => "deregistered",
+        });
         self.shared.board.update(status);
     }
 }

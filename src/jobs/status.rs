@@ -1,11 +1,16 @@
 //! A shared, read-mostly view of every job, for the status endpoint and the
 //! container exit code. Runners write their own entry after each transition.
+//!
+//! Watches report here too ([`WatchStatus`]), and telemetry hears about every
+//! finished health check through [`StatusBoard::observe_checks`], so neither
+//! the control socket nor telemetry needs a hook inside jobs or watches.
 
 use super::machine::{Health, State};
 use crate::process::ExitStatus;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobStatus {
@@ -19,6 +24,10 @@ pub struct JobStatus {
     /// The shell-style code of the last exit (128+signal for a signal death).
     pub last_exit_code: Option<i32>,
     pub advertised: bool,
+    /// What autopilot last asked of the service registry for this job
+    /// (`registered`, `passing`, `critical`, `deregistered`); `None` before
+    /// the first request or when the job is not advertised.
+    pub service: Option<&'static str>,
 }
 
 impl JobStatus {
@@ -32,6 +41,7 @@ impl JobStatus {
             last_exit: None,
             last_exit_code: None,
             advertised,
+            service: None,
         }
     }
 
@@ -41,14 +51,41 @@ impl JobStatus {
     }
 }
 
+/// One healthy instance of a watched service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatchInstance {
+    pub id: String,
+    pub address: String,
+    pub port: u16,
+    pub tags: Vec<String>,
+}
+
+/// What a watch last saw. Written by the watch task after each answer from
+/// Consul; read by the status endpoint and telemetry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatchStatus {
+    /// The watch's name as configured (events come from `watch.<name>`).
+    pub name: String,
+    /// Healthy instances at the last answer; `None` before the first one.
+    pub instances: Option<Vec<WatchInstance>>,
+}
+
+/// Told about every finished health check: job, passed, how long it took.
+pub type CheckObserver = Arc<dyn Fn(&str, bool, Duration) + Send + Sync>;
+
 #[derive(Clone, Default)]
 pub struct StatusBoard {
     jobs: Arc<Mutex<BTreeMap<String, JobStatus>>>,
+    watches: Arc<Mutex<BTreeMap<String, WatchStatus>>>,
+    check_observer: Arc<Mutex<Option<CheckObserver>>>,
 }
 
 impl StatusBoard {
     pub fn update(&self, status: JobStatus) {
-        self.jobs.lock().unwrap().insert(status.name.clone(), status);
+        self.jobs
+            .lock()
+            .unwrap()
+            .insert(status.name.clone(), status);
     }
 
     pub fn remove(&self, name: &str) {
@@ -61,5 +98,35 @@ impl StatusBoard {
 
     pub fn all(&self) -> Vec<JobStatus> {
         self.jobs.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Records what a watch saw (called by the watch task).
+    pub fn update_watch(&self, status: WatchStatus) {
+        self.watches
+            .lock()
+            .unwrap()
+            .insert(status.name.clone(), status);
+    }
+
+    /// Forgets a watch (removed by a reload).
+    pub fn remove_watch(&self, name: &str) {
+        self.watches.lock().unwrap().remove(name);
+    }
+
+    pub fn watches(&self) -> Vec<WatchStatus> {
+        self.watches.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Sets who hears about finished health checks (telemetry).
+    pub fn observe_checks(&self, observer: CheckObserver) {
+        *self.check_observer.lock().unwrap() = Some(observer);
+    }
+
+    /// A job's health check finished (called by the job's runner).
+    pub fn health_checked(&self, job: &str, passed: bool, took: Duration) {
+        let observer = self.check_observer.lock().unwrap().clone();
+        if let Some(observer) = observer {
+            observer(job, passed, took);
+        }
     }
 }

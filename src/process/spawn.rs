@@ -44,7 +44,11 @@ impl SpawnError {
 
 /// Starts `exec` in a new process group. Returns the pid, which is also the
 /// process group id.
-pub fn spawn(exec: &Exec, env: &BTreeMap<String, String>, output: &Output) -> Result<Pid, SpawnError> {
+pub fn spawn(
+    exec: &Exec,
+    env: &BTreeMap<String, String>,
+    output: &Output,
+) -> Result<Pid, SpawnError> {
     let mut cmd = Command::new(&exec.program);
     cmd.args(&exec.args)
         .env_clear()
@@ -77,15 +81,34 @@ pub fn spawn(exec: &Exec, env: &BTreeMap<String, String>, output: &Output) -> Re
 }
 
 /// Restores default dispositions and an empty mask in the child.
+///
+/// Every signal the kernel knows is reset, real-time ones included: an
+/// ignored signal stays ignored across exec, and autopilot may have inherited
+/// ignored signals itself. In particular glibc's `posix_spawn` (what Rust's
+/// `Command` uses when it can, so what a Rust parent gives us) leaves glibc's
+/// internal signals 32 and 33 ignored in the new process. glibc's `sigaction`
+/// refuses to touch those two, so this asks the kernel directly.
 fn reset_signals() -> io::Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-    for sig in Signal::iterator() {
-        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+    // A zeroed kernel `struct sigaction` is SIG_DFL, no flags and an empty
+    // mask, whatever the order of its fields on this architecture; 32 bytes
+    // covers every layout Linux uses.
+    let default = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: setting SIG_DFL is always sound.
+        // SAFETY: rt_sigaction reads `default` (large enough, see above) and
+        // writes nothing (null old action); the kernel sigset is 8 bytes.
+        // Between fork and exec only raw syscalls like this one are safe.
         unsafe {
-            libc::signal(sig as libc::c_int, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                std::mem::size_of::<u64>(),
+            );
         }
     }
     Ok(())

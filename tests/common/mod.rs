@@ -115,6 +115,16 @@ impl TestDir {
     pub fn read(&self, name: &str) -> Option<String> {
         fs::read_to_string(self.join(name)).ok()
     }
+
+    /// Writes `config` (a `serde_json::json!` value; JSON is valid JSON5) to
+    /// `config.json5` and returns its path. Building configs as values keeps
+    /// shell snippets inside `exec` correctly quoted.
+    pub fn json_config(&self, config: &serde_json::Value) -> PathBuf {
+        self.write(
+            "config.json5",
+            serde_json::to_string_pretty(config).expect("serialize config"),
+        )
+    }
 }
 
 impl Default for TestDir {
@@ -281,6 +291,53 @@ pub fn find_descendants(pid: i32, needle: &str) -> Vec<i32> {
         .collect()
 }
 
+/// One field of /proc/<pid>/status (`"SigBlk"`, `"VmRSS"`, ...), value trimmed.
+pub fn proc_status_field(pid: i32, key: &str) -> Option<String> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// The environment of `pid` (/proc/<pid>/environ), as `KEY=VALUE` split at the first `=`.
+pub fn proc_environ(pid: i32) -> Option<Vec<(String, String)>> {
+    let raw = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        raw.split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let s = String::from_utf8_lossy(s);
+                match s.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (s.into_owned(), String::new()),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The host pid of the descendant of `root` whose pid inside its own (innermost)
+/// PID namespace is `ns_pid`.
+pub fn host_pid_in_ns(root: i32, ns_pid: i32) -> Option<i32> {
+    descendants_of(root)
+        .into_iter()
+        .find(|&p| ns_pids(p).last() == Some(&ns_pid))
+}
+
+/// The non-empty lines of a file, or none if it does not exist (yet).
+pub fn file_lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Sends `sig` to `pid`; returns false if the process does not exist.
 pub fn kill(pid: i32, sig: i32) -> bool {
     // SAFETY: kill has no memory-safety preconditions.
@@ -344,7 +401,17 @@ pub struct Autopilot {
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
     host_pid: Option<i32>,
+    /// This run's own control socket (see [`CONTROL_SOCKET_ENV`]) and the
+    /// directory holding it.
+    control_socket: PathBuf,
+    _control_dir: TestDir,
 }
+
+/// The environment variable that overrides the config's `control.socket`.
+/// [`Autopilot`] sets it to a fresh path for every run (unless the test's
+/// `envs` set it, e.g. to "" to use the config's), so parallel tests never
+/// share the default /var/run/containerpilot.socket.
+pub const CONTROL_SOCKET_ENV: &str = "AUTOPILOT_CONTROL_SOCKET";
 
 impl Autopilot {
     /// Runs `autopilot -config <config> <extra_args>` as PID 1 of a fresh PID
@@ -393,6 +460,14 @@ impl Autopilot {
     }
 
     fn spawn(mut cmd: Command, envs: &[(&str, &str)], pid1: bool) -> Self {
+        let control_dir = TestDir::new();
+        let mut control_socket = control_dir.join("control.sock");
+        match envs.iter().find(|(k, _)| *k == CONTROL_SOCKET_ENV) {
+            Some((_, v)) => control_socket = PathBuf::from(v),
+            None => {
+                cmd.env(CONTROL_SOCKET_ENV, &control_socket);
+            }
+        }
         cmd.envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -414,7 +489,45 @@ impl Autopilot {
             readers,
             status: None,
             host_pid,
+            control_socket,
+            _control_dir: control_dir,
         }
+    }
+
+    /// The control socket this run was told to use through
+    /// [`CONTROL_SOCKET_ENV`] (empty if the test set that to "").
+    pub fn control_socket(&self) -> &Path {
+        &self.control_socket
+    }
+
+    /// One HTTP request to this run's control socket (10 s timeout).
+    pub fn control_request(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+        http_request_unix(
+            &self.control_socket,
+            method,
+            path,
+            body.map(str::as_bytes),
+            DEADLINE,
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{method} {path} on {}: {e}\n---- autopilot output ----\n{}",
+                self.control_socket.display(),
+                self.output()
+            )
+        })
+    }
+
+    /// Runs `autopilot <args>` (a control subcommand) against this run's
+    /// socket, found through [`CONTROL_SOCKET_ENV`] as a job would find it.
+    /// Returns (exit code, stdout, stderr).
+    pub fn control_command(&self, args: &[&str]) -> (i32, String, String) {
+        let socket = self
+            .control_socket
+            .to_str()
+            .expect("utf-8 path")
+            .to_string();
+        run_autopilot(args, &[(CONTROL_SOCKET_ENV, socket.as_str())])
     }
 
     /// True when started with [`Autopilot::start_pid1`].
@@ -757,6 +870,12 @@ impl Consul {
     /// Starts an agent and waits (30 s) until it has a leader, answers
     /// /v1/agent/self and has synced its own node into the catalog.
     pub fn start() -> Self {
+        Self::start_with(serde_json::json!({}))
+    }
+
+    /// Like [`Consul::start`], with `extra` merged into the agent's config
+    /// (objects merge key by key, e.g. `{"ports": {"https": 8501}}` adds a port).
+    pub fn start_with(extra: serde_json::Value) -> Self {
         require_consul();
         let p = free_ports(6);
         let ports = ConsulPorts {
@@ -777,6 +896,7 @@ impl Consul {
             "disable_update_check": true,
             "disable_host_node_id": true,
         });
+        let config = merge_json(config, extra);
         dir.write("config.json", serde_json::to_vec_pretty(&config).unwrap());
         fs::create_dir_all(dir.join("data")).unwrap();
         let mut c = Consul {
@@ -991,6 +1111,42 @@ impl Drop for Consul {
             };
             eprintln!("---- consul output (last 40 lines) ----\n{tail}\n---- end ----");
         }
+    }
+}
+
+/// Runs the autopilot binary to completion as an ordinary child (for commands
+/// that start nothing: `-version`, `check`, `-template`, config errors), with
+/// `CONTAINERPILOT` removed from its environment unless `envs` sets it.
+/// Returns (exit code, stdout, stderr), kept apart.
+pub fn run_autopilot(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(autopilot_bin())
+        .args(args)
+        .env_remove("CONTAINERPILOT")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run autopilot");
+    (
+        status_code(out.status),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `extra` laid over `base`: objects merge key by key, anything else replaces.
+fn merge_json(base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    match (base, extra) {
+        (serde_json::Value::Object(mut b), serde_json::Value::Object(e)) => {
+            for (k, v) in e {
+                let merged = match b.remove(&k) {
+                    Some(old) => merge_json(old, v),
+                    None => v,
+                };
+                b.insert(k, merged);
+            }
+            serde_json::Value::Object(b)
+        }
+        (_, extra) => extra,
     }
 }
 

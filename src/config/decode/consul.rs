@@ -13,7 +13,14 @@ use crate::config::model::{ConsulConfig, ConsulTls};
 use crate::config::source::{Spanned, Value};
 
 const CONSUL_KEYS: &[&str] = &["address", "scheme", "token", "tls"];
-const TLS_KEYS: &[&str] = &["cafile", "capath", "clientcert", "clientkey", "servername", "verify"];
+const TLS_KEYS: &[&str] = &[
+    "cafile",
+    "capath",
+    "clientcert",
+    "clientkey",
+    "servername",
+    "verify",
+];
 
 pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<ConsulConfig> {
     let config = match &v.value {
@@ -27,7 +34,10 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
                 v.span(),
                 path,
                 format!("expected an address or an object, found {}", other.kind()),
-                Some("write `consul: \"localhost:8500\"` or `consul: {address: \"localhost:8500\"}`".into()),
+                Some(
+                    "write `consul: \"localhost:8500\"` or `consul: {address: \"localhost:8500\"}`"
+                        .into(),
+                ),
             );
             return None;
         }
@@ -49,7 +59,10 @@ fn decode_object(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Opti
     let mut f = Fields::open(v, path, "Consul options", CONSUL_KEYS, rep)?;
     let mut config = ConsulConfig::default();
     if let Some(v) = f.get("address", rep) {
-        config.address = values::string(v, &f.path_of("address"), rep).unwrap_or_default().trim().to_string();
+        config.address = values::string(v, &f.path_of("address"), rep)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
     }
     if let Some(v) = f.get("scheme", rep).filter(|v| !values::is_blank(v))
         && let Some(scheme) = values::string(v, &f.path_of("scheme"), rep)

@@ -2,7 +2,7 @@
 //! semantics: every key must be consumed by the section's decoder, and the
 //! ones left over are reported with a suggestion.
 
-use crate::config::error::Reporter;
+use crate::config::error::{Reporter, Severity};
 use crate::config::source::{Span, Spanned, Value};
 use crate::config::suggest;
 
@@ -38,7 +38,10 @@ impl<'a> Fields<'a> {
                     value.span(),
                     path,
                     format!("expected {what} (an object), found {}", other.kind()),
-                    Some(format!("write `{{ ... }}` with the keys: {}", known.join(", "))),
+                    Some(format!(
+                        "write `{{ ... }}` with the keys: {}",
+                        known.join(", ")
+                    )),
                 );
                 None
             }
@@ -101,6 +104,22 @@ impl<'a> Fields<'a> {
     /// Reports every key the decoder did not use. `special` may explain keys
     /// that have a known meaning elsewhere (ContainerPilot 2 names).
     pub fn finish(self, rep: &mut Reporter<'_>, special: &dyn Fn(&str) -> Option<String>) {
+        self.report_unused(Severity::Error, rep, special);
+    }
+
+    /// Like [`Fields::finish`], but the keys left over are only warned about
+    /// and ignored: ContainerPilot 2 decoded with Go's `json.Unmarshal`, which
+    /// skips unknown keys, and published v2 configs rely on that.
+    pub fn finish_lenient(self, rep: &mut Reporter<'_>, special: &dyn Fn(&str) -> Option<String>) {
+        self.report_unused(Severity::Warning, rep, special);
+    }
+
+    fn report_unused(
+        self,
+        severity: Severity,
+        rep: &mut Reporter<'_>,
+        special: &dyn Fn(&str) -> Option<String>,
+    ) {
         for ((key, _), used) in self.entries.iter().zip(&self.used) {
             if *used {
                 continue;
@@ -109,18 +128,28 @@ impl<'a> Fields<'a> {
                 suggest::closest(&key.value, self.known.iter().copied())
                     .map(|k| format!("did you mean `{k}`?"))
             });
-            let hint = hint.unwrap_or_else(|| format!("known keys here: {}", self.known.join(", ")));
+            let hint =
+                hint.unwrap_or_else(|| format!("known keys here: {}", self.known.join(", ")));
             let location = if self.path.is_empty() {
                 "at the top level".to_string()
             } else {
                 format!("in `{}`", self.path)
             };
-            rep.error(
-                key.span(),
-                &self.path_of(&key.value),
-                format!("unknown key `{}` {location}", key.value),
-                Some(hint),
-            );
+            let path = self.path_of(&key.value);
+            match severity {
+                Severity::Error => rep.error(
+                    key.span(),
+                    &path,
+                    format!("unknown key `{}` {location}", key.value),
+                    Some(hint),
+                ),
+                Severity::Warning => rep.warning(
+                    key.span(),
+                    &path,
+                    format!("unknown key `{}` {location} is ignored", key.value),
+                    Some(hint),
+                ),
+            }
         }
     }
 }

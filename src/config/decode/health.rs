@@ -15,7 +15,9 @@ use crate::config::error::Reporter;
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::config::source::{Span, Spanned, Value};
 
-const HEALTH_KEYS: &[&str] = &["exec", "http", "tcp", "interval", "ttl", "timeout", "logging"];
+const HEALTH_KEYS: &[&str] = &[
+    "exec", "http", "tcp", "interval", "ttl", "timeout", "logging",
+];
 const HTTP_KEYS: &[&str] = &["url", "status"];
 const LOGGING_KEYS: &[&str] = &["raw"];
 
@@ -69,7 +71,13 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         }
     };
 
-    let interval = required_seconds(&mut f, "interval", "seconds between two checks", "interval: 5", rep);
+    let interval = required_seconds(
+        &mut f,
+        "interval",
+        "seconds between two checks",
+        "interval: 5",
+        rep,
+    );
     let ttl = required_seconds(
         &mut f,
         "ttl",
@@ -150,7 +158,12 @@ fn required_seconds(
     }
 }
 
-fn decode_check(kind: &str, v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<HealthCheck> {
+fn decode_check(
+    kind: &str,
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<HealthCheck> {
     match kind {
         "exec" => values::exec(v, path, rep).map(HealthCheck::Exec),
         "http" => decode_http(v, path, rep),
@@ -162,7 +175,13 @@ fn decode_http(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option
     let (url_value, url_path, ok_status) = match &v.value {
         Value::String(_) => (v, path.to_string(), Some(DEFAULT_OK_STATUS)),
         _ => {
-            let mut f = Fields::open(v, path, "an HTTP check (a URL or `{url, status}`)", HTTP_KEYS, rep)?;
+            let mut f = Fields::open(
+                v,
+                path,
+                "an HTTP check (a URL or `{url, status}`)",
+                HTTP_KEYS,
+                rep,
+            )?;
             let status = match f.get("status", rep) {
                 Some(s) => status_range(s, &f.path_of("status"), rep),
                 None => Some(DEFAULT_OK_STATUS),
@@ -200,9 +219,18 @@ fn decode_http(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option
 }
 
 /// `"200-299"`, `"200"` or `200`.
-fn status_range(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<RangeInclusive<u16>> {
+fn status_range(
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<RangeInclusive<u16>> {
     let text = values::string(v, path, rep)?;
-    let parse = |s: &str| s.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=599).contains(c))
+    };
     let range = match text.split_once('-') {
         Some((lo, hi)) => parse(lo).zip(parse(hi)).filter(|(lo, hi)| lo <= hi),
         None => parse(&text).map(|c| (c, c)),
@@ -214,7 +242,10 @@ fn status_range(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Optio
                 v.span(),
                 path,
                 format!("invalid status `{text}`"),
-                Some("write one HTTP status (`200`) or a range (`\"200-399\"`) between 100 and 599".into()),
+                Some(
+                    "write one HTTP status (`200`) or a range (`\"200-399\"`) between 100 and 599"
+                        .into(),
+                ),
             );
             None
         }

@@ -5,6 +5,7 @@ use super::values;
 use super::when::MIN_TASK_DURATION;
 use super::{health, restarts, service, when};
 use crate::config::error::Reporter;
+use crate::config::hooks::{self, Created, JobHooks};
 use crate::config::model::{Backoff, JobConfig, When};
 use crate::config::source::{Span, Spanned, Value, line_col};
 
@@ -25,6 +26,8 @@ const JOB_KEYS: &[&str] = &[
     "meta",
     "main",
     "backoff",
+    "hooks",
+    "exitOnFailure",
 ];
 
 /// The name ContainerPilot gave its own telemetry job, which is registered
@@ -36,9 +39,18 @@ struct Site {
     path: String,
     name_span: Span,
     main_span: Option<Span>,
+    /// Expanded into jobs once every job is decoded (`config::hooks`).
+    hooks: JobHooks,
 }
 
-pub fn decode_all(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Vec<JobConfig> {
+/// Decodes the `jobs` array, with each job's hooks expanded into jobs of
+/// their own (recorded in `created`).
+pub fn decode_all(
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+    created: &mut Vec<Created>,
+) -> Vec<JobConfig> {
     let Value::Array(items) = &v.value else {
         rep.error(
             v.span(),
@@ -55,8 +67,9 @@ pub fn decode_all(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Vec
         };
         // ContainerPilot did not check names: published configs (the
         // autopilotpattern nginx blueprint among them) define a job twice,
-        // and both then registered under one Consul ID, the last one winning.
-        // Keep the last definition, and say so.
+        // and both then ran and registered under one Consul ID, overwriting
+        // each other. Keep the last definition, as with duplicate keys, and
+        // say so.
         if let Some(index) = jobs.iter().position(|(j, _)| j.name == job.name) {
             let (earlier, earlier_site) = jobs.remove(index);
             rep.warning(
@@ -82,12 +95,17 @@ pub fn decode_all(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Vec
                 span,
                 &format!("{}.main", site.path),
                 format!("`{}` is already the main job", first.name),
-                Some("at most one job sets `main: true`: the container's exit code follows it".into()),
+                Some(
+                    "at most one job sets `main: true`: the container's exit code follows it"
+                        .into(),
+                ),
             ),
             None => main = Some(job),
         }
     }
-    jobs.into_iter().map(|(job, _)| job).collect()
+    jobs.into_iter()
+        .flat_map(|(job, site)| hooks::expand(job, &site.hooks, rep, created))
+        .collect()
 }
 
 fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<(JobConfig, Site)> {
@@ -96,7 +114,12 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
 
     let name_value = f.get("name", rep);
     let name = match name_value {
-        Some(n) => values::non_empty_string(n, &f.path_of("name"), rep, "give the job a name, e.g. `name: \"app\"`"),
+        Some(n) => values::non_empty_string(
+            n,
+            &f.path_of("name"),
+            rep,
+            "give the job a name, e.g. `name: \"app\"`",
+        ),
         None => {
             rep.error(
                 f.span(),
@@ -118,7 +141,13 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         None => Some(When::Startup),
     };
     let timeout = match f.get("timeout", rep).filter(|t| !values::is_blank(t)) {
-        Some(t) => values::duration_at_least(t, &f.path_of("timeout"), rep, "timeout: \"30s\"", MIN_TASK_DURATION),
+        Some(t) => values::duration_at_least(
+            t,
+            &f.path_of("timeout"),
+            rep,
+            "timeout: \"30s\"",
+            MIN_TASK_DURATION,
+        ),
         None => None,
     };
     // ContainerPilot: a periodic job may run at most one interval.
@@ -140,10 +169,18 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
     let health = health_value.and_then(|h| health::decode(h, &f.path_of("health"), rep));
     let service = service::decode(&mut f, rep);
     let main_value = f.get("main", rep);
-    let main = main_value.is_some_and(|m| values::bool(m, &f.path_of("main"), rep).unwrap_or(false));
+    let main =
+        main_value.is_some_and(|m| values::bool(m, &f.path_of("main"), rep).unwrap_or(false));
     let backoff = match f.get("backoff", rep) {
         Some(b) => restarts::backoff(b, &f.path_of("backoff"), rep),
         None => Backoff::default(),
+    };
+    let exit_on_failure = f
+        .get("exitOnFailure", rep)
+        .is_some_and(|v| values::bool(v, &f.path_of("exitOnFailure"), rep).unwrap_or(false));
+    let hooks = match f.get("hooks", rep) {
+        Some(h) => hooks::decode_job_hooks(h, &f.path_of("hooks"), rep),
+        None => JobHooks::default(),
     };
 
     if let (Some(service), Some(name), Some(name_value)) = (&service, &name, name_value) {
@@ -164,7 +201,10 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
             rep.error(
                 port_span,
                 &f.path_of("port"),
-                format!("job `{name}` has `port` {} but no `health` check", service.port),
+                format!(
+                    "job `{name}` has `port` {} but no `health` check",
+                    service.port
+                ),
                 Some(
                     "a registered job needs a health check to keep its Consul TTL alive: \
                      add `health: {exec: \"...\", interval: 5, ttl: 10}`, or remove `port`"
@@ -179,6 +219,7 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         path: path.to_string(),
         name_span: name_value.map_or(v.span(), Spanned::span),
         main_span: main.then(|| main_value.map(Spanned::span)).flatten(),
+        hooks,
     };
     let job = JobConfig {
         name: name?,
@@ -193,23 +234,30 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         leader: None,
         logging_raw,
         main,
+        exit_on_failure,
         line,
     };
     Some((job, site))
 }
 
 /// Consul's rule for service names, as ContainerPilot enforced it.
-fn is_service_name(name: &str) -> bool {
+pub(crate) fn is_service_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// A valid service name close to `name`, for the hint.
-fn service_name_like(name: &str) -> String {
+pub(crate) fn service_name_like(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let cleaned = cleaned.trim_matches('-');
     match cleaned.chars().next() {
@@ -228,9 +276,15 @@ fn job_key_hint(key: &str) -> Option<String> {
         "poll" => "ContainerPilot 2's `poll` is `health.interval` in ContainerPilot 3",
         "ttl" => "`ttl` belongs in `health`: `health: {exec: \"...\", interval: 5, ttl: 10}`",
         "interval" => "`interval` belongs in `when` (`when: {interval: \"10s\"}`) or in `health`",
-        "frequency" => "ContainerPilot 2's `frequency` is `when: {interval: \"...\"}` in ContainerPilot 3",
+        "frequency" => {
+            "ContainerPilot 2's `frequency` is `when: {interval: \"...\"}` in ContainerPilot 3"
+        }
         "onChange" => {
-            "reacting to a watch is a job of its own: `when: {source: \"watch.NAME\", each: \"changed\"}`"
+            "`onChange` belongs on the watch (`watches: [{name: \"db\", onChange: \"...\"}]`), \
+             or write a job with `when: {source: \"watch.NAME\", each: \"changed\"}`"
+        }
+        "preStart" | "preStop" | "postStop" => {
+            "lifecycle hooks go under `hooks`: `hooks: {preStart: \"...\", preStop: \"...\", postStop: \"...\"}`"
         }
         "command" | "cmd" => "the command of a job is `exec`",
         _ => return None,

@@ -19,7 +19,14 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Logging
     if let Some((text, v)) = text_key(&mut f, "level", rep) {
         match level(&text) {
             Some(l) => config.level = l,
-            None => invalid(rep, v, &f.path_of("level"), "log level", &text, &["ERROR", "WARN", "INFO", "DEBUG"]),
+            None => invalid(
+                rep,
+                v,
+                &f.path_of("level"),
+                "log level",
+                &text,
+                &["ERROR", "WARN", "INFO", "DEBUG"],
+            ),
         }
     }
     if let Some((text, v)) = text_key(&mut f, "format", rep) {
@@ -27,7 +34,14 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Logging
             "default" => config.format = LogFormat::Default,
             "text" => config.format = LogFormat::Text,
             "json" => config.format = LogFormat::Json,
-            _ => invalid(rep, v, &f.path_of("format"), "log format", &text, &["default", "text", "json"]),
+            _ => invalid(
+                rep,
+                v,
+                &f.path_of("format"),
+                "log format",
+                &text,
+                &["default", "text", "json"],
+            ),
         }
     }
     if let Some((text, _)) = text_key(&mut f, "output", rep) {
@@ -42,7 +56,11 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Logging
 }
 
 /// A string key, with blank (an unset template variable) meaning "default".
-fn text_key<'a>(f: &mut Fields<'a>, key: &str, rep: &mut Reporter<'_>) -> Option<(String, &'a Spanned<Value>)> {
+fn text_key<'a>(
+    f: &mut Fields<'a>,
+    key: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<(String, &'a Spanned<Value>)> {
     let v = f.get(key, rep).filter(|v| !values::is_blank(v))?;
     values::string(v, &f.path_of(key), rep).map(|s| (s.trim().to_string(), v))
 }
@@ -58,10 +76,22 @@ fn level(text: &str) -> Option<LogLevel> {
     }
 }
 
-fn invalid(rep: &mut Reporter<'_>, v: &Spanned<Value>, path: &str, what: &str, text: &str, choices: &[&str]) {
+fn invalid(
+    rep: &mut Reporter<'_>,
+    v: &Spanned<Value>,
+    path: &str,
+    what: &str,
+    text: &str,
+    choices: &[&str],
+) {
     let hint = match suggest::closest(text, choices.iter().copied()) {
         Some(close) => format!("did you mean `{close}`?"),
         None => format!("write one of: {}", choices.join(", ")),
     };
-    rep.error(v.span(), path, format!("unknown {what} {text:?}"), Some(hint));
+    rep.error(
+        v.span(),
+        path,
+        format!("unknown {what} {text:?}"),
+        Some(hint),
+    );
 }

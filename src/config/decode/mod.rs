@@ -5,25 +5,28 @@
 //! into one [`Reporter`] and carries on, so a single run finds every mistake;
 //! the caller turns a reporter with errors into a `ConfigError`.
 
-mod consul;
+// `pub(crate)` where the ContainerPilot 2 translation (`config::v2`) and the
+// hooks (`config::hooks`) reuse a section's decoding.
+pub(crate) mod consul;
 mod control;
-mod fields;
+pub(crate) mod fields;
 mod health;
-mod jobs;
-mod logging;
-mod restarts;
-mod service;
+pub(crate) mod jobs;
+pub(crate) mod logging;
+pub(crate) mod restarts;
+pub(crate) mod service;
 mod telemetry;
-mod values;
+pub(crate) mod values;
 mod watches;
-mod when;
+pub(crate) mod when;
 
 pub use telemetry::DEFAULT_TELEMETRY_PORT;
 pub use watches::DEFAULT_WATCH_INTERVAL;
 pub use when::MIN_TASK_DURATION;
 
 use super::error::Reporter;
-use super::model::{Config, ControlConfig, DEFAULT_STOP_TIMEOUT, LoggingConfig};
+use super::hooks;
+use super::model::{Config, ControlConfig, DEFAULT_STOP_TIMEOUT, LoggingConfig, SignalMode};
 use super::source::{Spanned, Value};
 use fields::Fields;
 
@@ -48,6 +51,7 @@ pub fn decode(root: &Spanned<Value>, rep: &mut Reporter<'_>) -> Config {
         jobs: Vec::new(),
         watches: Vec::new(),
         telemetry: None,
+        signals: SignalMode::V3,
     };
     let Some(mut f) = Fields::open(root, "", "the configuration", TOP_KEYS, rep) else {
         return config;
@@ -68,12 +72,17 @@ pub fn decode(root: &Spanned<Value>, rep: &mut Reporter<'_>) -> Config {
     {
         config.stop_timeout = d;
     }
+    // Jobs made by hooks (`hooks`, a watch's `onChange`), to check their names.
+    let mut created = Vec::new();
     if let Some(v) = f.get("jobs", rep) {
-        config.jobs = jobs::decode_all(v, "jobs", rep);
+        config.jobs = jobs::decode_all(v, "jobs", rep, &mut created);
     }
     if let Some(v) = f.get("watches", rep) {
-        config.watches = watches::decode_all(v, "watches", rep);
+        let (watches, on_change) = watches::decode_all(v, "watches", rep, &mut created);
+        config.watches = watches;
+        config.jobs.extend(on_change);
     }
+    hooks::report_clashes(&config.jobs, &created, rep);
     if let Some(v) = f.get("telemetry", rep) {
         config.telemetry = telemetry::decode(v, "telemetry", rep);
     }
@@ -84,14 +93,22 @@ pub fn decode(root: &Spanned<Value>, rep: &mut Reporter<'_>) -> Config {
 /// ContainerPilot 2 keys in a ContainerPilot 3 document: say what replaced them.
 fn top_key_hint(key: &str) -> Option<String> {
     let hint = match key {
-        "services" => "`services` is ContainerPilot 2 syntax: in ContainerPilot 3 a service is a job with a `port`",
-        "backends" => "`backends` is ContainerPilot 2 syntax: in ContainerPilot 3 they are `watches`",
+        "services" => {
+            "`services` is ContainerPilot 2 syntax: in ContainerPilot 3 a service is a job with a `port`"
+        }
+        "backends" => {
+            "`backends` is ContainerPilot 2 syntax: in ContainerPilot 3 they are `watches`"
+        }
         "preStart" | "preStop" | "postStop" => {
             "this hook is ContainerPilot 2 syntax: in ContainerPilot 3 it is a job with a `when` \
              (e.g. `when: {source: \"app\", once: \"stopping\"}`)"
         }
-        "coprocesses" => "`coprocesses` is ContainerPilot 2 syntax: in ContainerPilot 3 they are jobs with `restarts`",
-        "tasks" => "`tasks` is ContainerPilot 2 syntax: in ContainerPilot 3 they are jobs with `when: {interval: ...}`",
+        "coprocesses" => {
+            "`coprocesses` is ContainerPilot 2 syntax: in ContainerPilot 3 they are jobs with `restarts`"
+        }
+        "tasks" => {
+            "`tasks` is ContainerPilot 2 syntax: in ContainerPilot 3 they are jobs with `when: {interval: ...}`"
+        }
         "etcd" => "autopilot only supports Consul for service discovery",
         _ => return None,
     };

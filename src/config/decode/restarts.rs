@@ -14,7 +14,12 @@ const BACKOFF_KEYS: &[&str] = &["initial", "max", "reset"];
 
 /// `restarts`, defaulting as ContainerPilot: unlimited for `interval` jobs
 /// (each tick is a restart), never otherwise.
-pub fn decode(v: Option<&Spanned<Value>>, path: &str, when: &When, rep: &mut Reporter<'_>) -> Restarts {
+pub fn decode(
+    v: Option<&Spanned<Value>>,
+    path: &str,
+    when: &When,
+    rep: &mut Reporter<'_>,
+) -> Restarts {
     let default = match when {
         When::Interval(_) => Restarts::Unlimited,
         _ => Restarts::Never,
@@ -42,20 +47,32 @@ pub fn decode(v: Option<&Spanned<Value>>, path: &str, when: &When, rep: &mut Rep
                 match digits.parse::<u32>() {
                     Ok(count) => Some(Restarts::Limit(count)),
                     Err(_) => {
-                        rep.error(v.span(), path, format!("{digits} restarts is too many"), Some(RESTARTS_HINT.into()));
+                        rep.error(
+                            v.span(),
+                            path,
+                            format!("{digits} restarts is too many"),
+                            Some(RESTARTS_HINT.into()),
+                        );
                         None
                     }
                 }
             }
             other => {
                 let hint = match other {
-                    "always" | "forever" | "-1" => "to restart without limit, write `\"unlimited\"`".to_string(),
+                    "always" | "forever" | "-1" => {
+                        "to restart without limit, write `\"unlimited\"`".to_string()
+                    }
                     _ => match suggest::closest(other, ["unlimited", "never"]) {
                         Some(close) => format!("did you mean `\"{close}\"`?"),
                         None => RESTARTS_HINT.to_string(),
                     },
                 };
-                rep.error(v.span(), path, format!("invalid restarts value {other:?}"), Some(hint));
+                rep.error(
+                    v.span(),
+                    path,
+                    format!("invalid restarts value {other:?}"),
+                    Some(hint),
+                );
                 None
             }
         },
@@ -99,14 +116,15 @@ pub fn backoff(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Backof
     let Some(mut f) = Fields::open(v, path, "a backoff policy", BACKOFF_KEYS, rep) else {
         return defaults;
     };
-    let mut read = |f: &mut Fields<'_>, key: &str, example: &str, default: Duration| {
-        match f.get(key, rep).filter(|v| !values::is_blank(v)) {
-            Some(v) => (
-                values::duration(v, &f.path_of(key), rep, example).unwrap_or(default),
-                Some(v.span()),
-            ),
-            None => (default, None),
-        }
+    let mut read = |f: &mut Fields<'_>, key: &str, example: &str, default: Duration| match f
+        .get(key, rep)
+        .filter(|v| !values::is_blank(v))
+    {
+        Some(v) => (
+            values::duration(v, &f.path_of(key), rep, example).unwrap_or(default),
+            Some(v.span()),
+        ),
+        None => (default, None),
     };
     let (initial, initial_span) = read(&mut f, "initial", "initial: \"100ms\"", defaults.initial);
     let (max, _) = read(&mut f, "max", "max: \"30s\"", defaults.max);

@@ -49,12 +49,16 @@ pub fn decode(f: &mut Fields<'_>, rep: &mut Reporter<'_>) -> Option<ServiceConfi
                 f.key_span(key).unwrap_or(v.span()),
                 &path,
                 format!("`{key}` has no effect without `port`"),
-                Some(format!("add `port` to register this job in Consul, or remove `{key}`")),
+                Some(format!(
+                    "add `port` to register this job in Consul, or remove `{key}`"
+                )),
             );
         }
         match key {
             "tags" => service.tags = values::string_list(v, &path, rep).unwrap_or_default(),
-            "interfaces" => service.interfaces = values::string_list(v, &path, rep).unwrap_or_default(),
+            "interfaces" => {
+                service.interfaces = values::string_list(v, &path, rep).unwrap_or_default()
+            }
             "consul" => consul_extras(v, &path, &mut service, rep),
             "initial_status" => service.initial_status = initial_status(v, &path, rep),
             _ => service.meta = meta(v, &path, rep),
@@ -63,14 +67,23 @@ pub fn decode(f: &mut Fields<'_>, rep: &mut Reporter<'_>) -> Option<ServiceConfi
     port.map(|_| service)
 }
 
-fn consul_extras(v: &Spanned<Value>, path: &str, service: &mut ServiceConfig, rep: &mut Reporter<'_>) {
+fn consul_extras(
+    v: &Spanned<Value>,
+    path: &str,
+    service: &mut ServiceConfig,
+    rep: &mut Reporter<'_>,
+) {
     let Some(mut f) = Fields::open(v, path, "job Consul options", CONSUL_KEYS, rep) else {
         return;
     };
     if let Some(v) = f.get("enableTagOverride", rep) {
-        service.enable_tag_override = values::bool(v, &f.path_of("enableTagOverride"), rep).unwrap_or(false);
+        service.enable_tag_override =
+            values::bool(v, &f.path_of("enableTagOverride"), rep).unwrap_or(false);
     }
-    if let Some(v) = f.get("deregisterCriticalServiceAfter", rep).filter(|v| !values::is_blank(v)) {
+    if let Some(v) = f
+        .get("deregisterCriticalServiceAfter", rep)
+        .filter(|v| !values::is_blank(v))
+    {
         let path = f.path_of("deregisterCriticalServiceAfter");
         // Consul parses this itself, with Go's syntax: no bare numbers.
         let text = match &v.value {
@@ -80,7 +93,10 @@ fn consul_extras(v: &Spanned<Value>, path: &str, service: &mut ServiceConfig, re
                     v.span(),
                     &path,
                     format!("missing unit in duration `{}`", n.raw),
-                    Some(format!("Consul needs a unit: write `\"{}s\"` or `\"{}m\"`", n.raw, n.raw)),
+                    Some(format!(
+                        "Consul needs a unit: write `\"{}s\"` or `\"{}m\"`",
+                        n.raw, n.raw
+                    )),
                 );
                 None
             }
@@ -113,7 +129,12 @@ fn initial_status(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Opt
         Some(close) => format!("did you mean `\"{close}\"`?"),
         None => "write `\"passing\"`, `\"warning\"` or `\"critical\"`".into(),
     };
-    rep.error(v.span(), path, format!("invalid initial status {status:?}"), Some(hint));
+    rep.error(
+        v.span(),
+        path,
+        format!("invalid initial status {status:?}"),
+        Some(hint),
+    );
     None
 }
 

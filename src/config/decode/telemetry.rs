@@ -34,7 +34,9 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         match &list.value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(m) = decode_metric(item, &format!("{}[{i}]", f.path_of("metrics")), rep) {
+                    if let Some(m) =
+                        decode_metric(item, &format!("{}[{i}]", f.path_of("metrics")), rep)
+                    {
                         metrics.push(m);
                     }
                 }
@@ -43,7 +45,9 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
                 list.span(),
                 &f.path_of("metrics"),
                 format!("expected an array of metrics, found {}", other.kind()),
-                Some("write `metrics: [{name: \"hits\", help: \"...\", type: \"counter\"}]`".into()),
+                Some(
+                    "write `metrics: [{name: \"hits\", help: \"...\", type: \"counter\"}]`".into(),
+                ),
             ),
         }
     }
@@ -58,10 +62,16 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
 
 fn decode_metric(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<MetricConfig> {
     let mut f = Fields::open(v, path, "a metric", METRIC_KEYS, rep)?;
-    let namespace = text(&mut f, "namespace", rep).map(|(s, _)| s).unwrap_or_default();
-    let subsystem = text(&mut f, "subsystem", rep).map(|(s, _)| s).unwrap_or_default();
+    let namespace = text(&mut f, "namespace", rep)
+        .map(|(s, _)| s)
+        .unwrap_or_default();
+    let subsystem = text(&mut f, "subsystem", rep)
+        .map(|(s, _)| s)
+        .unwrap_or_default();
     let name = text(&mut f, "name", rep);
-    let help = text(&mut f, "help", rep).map(|(s, _)| s).unwrap_or_default();
+    let help = text(&mut f, "help", rep)
+        .map(|(s, _)| s)
+        .unwrap_or_default();
     let kind = text(&mut f, "type", rep);
     let span = f.span();
     f.finish(rep, &no_special);
@@ -69,7 +79,12 @@ fn decode_metric(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Opti
     let name = match name {
         Some((n, _)) if !n.trim().is_empty() => Some(n),
         _ => {
-            rep.error(span, path, "a metric needs a `name`", Some("add `name: \"requests_total\"`".into()));
+            rep.error(
+                span,
+                path,
+                "a metric needs a `name`",
+                Some("add `name: \"requests_total\"`".into()),
+            );
             None
         }
     };
@@ -84,7 +99,12 @@ fn decode_metric(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Opti
                     Some(close) => format!("did you mean `{close}`?"),
                     None => format!("write one of: {}", TYPES.join(", ")),
                 };
-                rep.error(v.span(), &format!("{path}.type"), format!("unknown metric type {other:?}"), Some(hint));
+                rep.error(
+                    v.span(),
+                    &format!("{path}.type"),
+                    format!("unknown metric type {other:?}"),
+                    Some(hint),
+                );
                 None
             }
         },
@@ -107,7 +127,11 @@ fn decode_metric(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Opti
     })
 }
 
-fn text<'a>(f: &mut Fields<'a>, key: &str, rep: &mut Reporter<'_>) -> Option<(String, &'a Spanned<Value>)> {
+fn text<'a>(
+    f: &mut Fields<'a>,
+    key: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<(String, &'a Spanned<Value>)> {
     let v = f.get(key, rep)?;
     values::string(v, &f.path_of(key), rep).map(|s| (s, v))
 }

@@ -158,7 +158,10 @@ pub fn string_list(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Op
             rep.error(
                 v.span(),
                 path,
-                format!("expected a string or an array of strings, found {}", other.kind()),
+                format!(
+                    "expected a string or an array of strings, found {}",
+                    other.kind()
+                ),
                 Some("write `\"one\"` or `[\"one\", \"two\"]`".into()),
             );
             None
@@ -175,7 +178,10 @@ pub fn exec(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<Ex
             rep.error(
                 v.span(),
                 path,
-                format!("expected a command (a string or an array of strings), found {}", other.kind()),
+                format!(
+                    "expected a command (a string or an array of strings), found {}",
+                    other.kind()
+                ),
                 Some("write `\"/bin/app --flag\"` or `[\"/bin/app\", \"--flag\"]`".into()),
             );
             return None;
@@ -228,7 +234,10 @@ pub fn duration(
     match result {
         Ok(d) => Some(d),
         Err(e) => {
-            let hint = e.hint.map_or_else(|| format!("write `{example}`"), |h| format!("{h}; for example `{example}`"));
+            let hint = e.hint.map_or_else(
+                || format!("write `{example}`"),
+                |h| format!("{h}; for example `{example}`"),
+            );
             rep.error(v.span(), path, e.message, Some(hint));
             None
         }
@@ -261,30 +270,55 @@ mod tests {
     use super::*;
     use crate::config::source::parse;
 
-    fn with_value<T>(text: &str, f: impl FnOnce(&Spanned<Value>, &mut Reporter<'_>) -> T) -> (T, Vec<String>) {
+    fn with_value<T>(
+        text: &str,
+        f: impl FnOnce(&Spanned<Value>, &mut Reporter<'_>) -> T,
+    ) -> (T, Vec<String>) {
         let root = parse(text, "t").unwrap();
         let v = root.value.get("v").unwrap().clone();
         let mut rep = Reporter::new(text, "t");
         let out = f(&v, &mut rep);
-        let messages = rep.into_diagnostics().into_iter().map(|d| d.message).collect();
+        let messages = rep
+            .into_diagnostics()
+            .into_iter()
+            .map(|d| d.message)
+            .collect();
         (out, messages)
     }
 
     #[test]
     fn weak_typing_as_containerpilot() {
-        assert_eq!(with_value("{v: '8080'}", |v, r| port(v, "p", r)).0, Some(8080));
-        assert_eq!(with_value("{v: 8080}", |v, r| port(v, "p", r)).0, Some(8080));
-        assert_eq!(with_value("{v: 5}", |v, r| string(v, "p", r)).0, Some("5".into()));
-        assert_eq!(with_value("{v: 'true'}", |v, r| bool(v, "p", r)).0, Some(true));
+        assert_eq!(
+            with_value("{v: '8080'}", |v, r| port(v, "p", r)).0,
+            Some(8080)
+        );
+        assert_eq!(
+            with_value("{v: 8080}", |v, r| port(v, "p", r)).0,
+            Some(8080)
+        );
+        assert_eq!(
+            with_value("{v: 5}", |v, r| string(v, "p", r)).0,
+            Some("5".into())
+        );
+        assert_eq!(
+            with_value("{v: 'true'}", |v, r| bool(v, "p", r)).0,
+            Some(true)
+        );
         assert_eq!(with_value("{v: ''}", |v, r| bool(v, "p", r)).0, Some(false));
-        assert_eq!(with_value("{v: 'eth0'}", |v, r| string_list(v, "p", r)).0, Some(vec!["eth0".into()]));
+        assert_eq!(
+            with_value("{v: 'eth0'}", |v, r| string_list(v, "p", r)).0,
+            Some(vec!["eth0".into()])
+        );
     }
 
     #[test]
     fn wrong_types_say_what_was_expected() {
         let (out, msgs) = with_value("{v: {a: 1}}", |v, r| string_list(v, "p", r));
         assert_eq!(out, None);
-        assert_eq!(msgs, ["expected a string or an array of strings, found an object"]);
+        assert_eq!(
+            msgs,
+            ["expected a string or an array of strings, found an object"]
+        );
         let (_, msgs) = with_value("{v: 70000}", |v, r| port(v, "p", r));
         assert_eq!(msgs, ["port 70000 is out of range"]);
         let (_, msgs) = with_value("{v: 'yes'}", |v, r| bool(v, "p", r));

@@ -5,16 +5,24 @@ use std::time::Duration;
 use super::fields::Fields;
 use super::values;
 use crate::config::error::Reporter;
-use crate::config::model::{WatchConfig, WatchTarget};
+use crate::config::hooks::{self, Created, Hook};
+use crate::config::model::{JobConfig, WatchConfig, WatchTarget};
 use crate::config::source::{Span, Spanned, Value, line_col};
 
-const WATCH_KEYS: &[&str] = &["name", "interval", "tag", "dc", "key", "prefix"];
+const WATCH_KEYS: &[&str] = &["name", "interval", "tag", "dc", "key", "prefix", "onChange"];
 
 /// Default minimum spacing between two events of a watch, ContainerPilot's
 /// usual poll interval. With blocking queries it only limits event bursts.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(10);
 
-pub fn decode_all(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Vec<WatchConfig> {
+/// Decodes the `watches` array. A watch's `onChange` hook becomes a job
+/// (`config::hooks`), returned beside the watches and recorded in `created`.
+pub fn decode_all(
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+    created: &mut Vec<Created>,
+) -> (Vec<WatchConfig>, Vec<JobConfig>) {
     let Value::Array(items) = &v.value else {
         rep.error(
             v.span(),
@@ -22,12 +30,13 @@ pub fn decode_all(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Vec
             format!("expected an array of watches, found {}", v.value.kind()),
             Some("write `watches: [{name: \"db\", interval: 10}]`".into()),
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut watches: Vec<WatchConfig> = Vec::new();
+    let mut on_change = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let item_path = format!("{path}[{i}]");
-        let Some((watch, name_span)) = decode_one(item, &item_path, rep) else {
+        let Some((watch, name_span, hook)) = decode_one(item, &item_path, rep) else {
             continue;
         };
         if let Some(first) = watches.iter().find(|w| w.name == watch.name) {
@@ -42,12 +51,19 @@ pub fn decode_all(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Vec
                 )),
             );
         }
+        if let Some(hook) = hook {
+            on_change.push(hooks::on_change(&watch, &hook, created));
+        }
         watches.push(watch);
     }
-    watches
+    (watches, on_change)
 }
 
-fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<(WatchConfig, Span)> {
+fn decode_one(
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<(WatchConfig, Span, Option<Hook>)> {
     let mut f = Fields::open(v, path, "a watch", WATCH_KEYS, rep)?;
     let line = line_col(rep.text(), v.start).0;
     let name_value = f.get("name", rep);
@@ -76,8 +92,18 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
     let dc = text(&mut f, "dc").map(|(s, _)| s);
     let key = text(&mut f, "key");
     let prefix = text(&mut f, "prefix");
+    let on_change = f.get("onChange", rep).and_then(|v| {
+        let key_span = f.key_span("onChange").unwrap_or(v.span());
+        hooks::decode_command(v, key_span, &f.path_of("onChange"), rep)
+    });
     let interval = match f.get("interval", rep).filter(|v| !values::is_blank(v)) {
-        Some(v) => values::duration_at_least(v, &f.path_of("interval"), rep, "interval: 10", Duration::from_nanos(1)),
+        Some(v) => values::duration_at_least(
+            v,
+            &f.path_of("interval"),
+            rep,
+            "interval: 10",
+            Duration::from_nanos(1),
+        ),
         None => Some(DEFAULT_WATCH_INTERVAL),
     };
 
@@ -118,17 +144,12 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         interval: interval?,
         line,
     };
-    Some((watch, name_value.map_or(v.span(), Spanned::span)))
+    Some((watch, name_value.map_or(v.span(), Spanned::span), on_change))
 }
 
 fn watch_key_hint(key: &str) -> Option<String> {
     match key {
         "poll" => Some("ContainerPilot 2's `poll` is `interval` in ContainerPilot 3".into()),
-        "onChange" => Some(
-            "in ContainerPilot 3 a watch only publishes events: add a job with \
-             `when: {source: \"watch.NAME\", each: \"changed\"}`"
-                .into(),
-        ),
         _ => None,
     }
 }

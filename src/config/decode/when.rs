@@ -180,7 +180,12 @@ fn decode_fields(
 
 /// Parses an event code as written in `once` / `each`, suggesting the closest
 /// known code on a typo.
-fn event_code(text: &str, v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<EventCode> {
+fn event_code(
+    text: &str,
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<EventCode> {
     if let Some(code) = EventCode::parse(text) {
         return Some(code);
     }
@@ -189,6 +194,11 @@ fn event_code(text: &str, v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>
         Some(close) => format!("did you mean `{close}`?"),
         None => format!("known events: {}", names.join(", ")),
     };
-    rep.error(v.span(), path, format!("unknown event `{text}`"), Some(hint));
+    rep.error(
+        v.span(),
+        path,
+        format!("unknown event `{text}`"),
+        Some(hint),
+    );
     None
 }

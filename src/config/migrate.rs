@@ -1,0 +1,825 @@
+//! `autopilot migrate`: a loaded configuration written out as ContainerPilot 3
+//! JSON5, so users of a ContainerPilot 2 config can move on.
+//!
+//! The text is generated from the typed [`Config`], not from the old file:
+//! whatever autopilot would run is what gets written, defaults left out, and
+//! loading the output gives the same jobs and watches (the round-trip tests
+//! compare the plans). Jobs that are exactly what a hook expands to are
+//! written back as hooks (`hooks: {preStart, ...}` on their job, `onChange`
+//! on their watch), which is how new configs are meant to read.
+//!
+//! Two things cannot be carried over and are said in the header instead:
+//! template references (the file was rendered with the environment of the
+//! `migrate` run) and ContainerPilot 2's signal meanings. And one thing
+//! needs a person: a ContainerPilot 2 service name that version 3 rejects
+//! (`node_exporter`) is written as is, with a comment, and reported.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::decode::jobs::{is_service_name, service_name_like};
+use super::decode::{DEFAULT_TELEMETRY_PORT, DEFAULT_WATCH_INTERVAL};
+use super::duration::format as dur;
+use super::hooks::{self, HookKind};
+use super::model::{
+    Backoff, Config, ConsulConfig, ControlConfig, DEFAULT_STOP_TIMEOUT, Exec, HealthCheck,
+    HealthConfig, JobConfig, LogFormat, LogLevel, LogOutput, LoggingConfig, MetricType, Repeat,
+    Restarts, SignalMode, TelemetryConfig, WatchConfig, WatchTarget, When,
+};
+
+/// Lines longer than this are broken over several lines.
+const WIDTH: usize = 88;
+
+/// The result of a migration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Migration {
+    /// The ContainerPilot 3 JSON5 text.
+    pub text: String,
+    /// Edits the text needs before it loads, for the user to make.
+    pub todo: Vec<String>,
+}
+
+/// Migrates `config`; see [`to_json5`].
+pub fn migrate(config: &Config, source: &str) -> Migration {
+    let todo = config
+        .jobs
+        .iter()
+        .filter(|j| j.service.is_some() && !is_service_name(&j.name))
+        .map(|j| {
+            format!(
+                "job `{}`: ContainerPilot 3 configs only register service names made of \
+                 lower-case-first letters, digits and `-`; rename it (for example `{}`), \
+                 and update whatever looks it up",
+                j.name,
+                service_name_like(&j.name)
+            )
+        })
+        .collect();
+    Migration {
+        text: to_json5(config, source),
+        todo,
+    }
+}
+
+/// The configuration as ContainerPilot 3 JSON5 text, with a header comment
+/// saying where it came from (`source`) and what to check before using it.
+pub fn to_json5(config: &Config, source: &str) -> String {
+    let mut out = header(config, source);
+    let mut top = Vec::new();
+    if let Some(consul) = &config.consul {
+        top.push(field("consul", consul_value(consul)));
+    }
+    if config.logging != LoggingConfig::default() {
+        top.push(field("logging", logging_value(&config.logging)));
+    }
+    if config.control != ControlConfig::default() {
+        top.push(field(
+            "control",
+            obj(vec![field(
+                "socket",
+                text(config.control.socket.display().to_string()),
+            )]),
+        ));
+    }
+    if config.stop_timeout != DEFAULT_STOP_TIMEOUT {
+        top.push(field("stopTimeout", duration(config.stop_timeout)));
+    }
+    let jobs: Vec<J> = config
+        .jobs
+        .iter()
+        .filter(|job| hooks::recognize(config, job).is_none())
+        .map(|job| job_value(config, job))
+        .collect();
+    if !jobs.is_empty() {
+        top.push(field("jobs", J::Arr(jobs)));
+    }
+    if !config.watches.is_empty() {
+        let watches = config
+            .watches
+            .iter()
+            .map(|w| watch_value(config, w))
+            .collect();
+        top.push(field("watches", J::Arr(watches)));
+    }
+    if let Some(telemetry) = &config.telemetry {
+        top.push(field("telemetry", telemetry_value(telemetry)));
+    }
+    write_value(&mut out, &obj(top), 0);
+    out.push('\n');
+    out
+}
+
+fn header(config: &Config, source: &str) -> String {
+    let mut lines = vec![format!("Written by `autopilot migrate` from {source},")];
+    if config.signals == SignalMode::V2 {
+        lines.push(
+            "a ContainerPilot 2 config, as the same setup in ContainerPilot 3 terms.".into(),
+        );
+        lines.push(String::new());
+        lines.push("Before using it:".into());
+        lines.push(
+            "- Template values were filled in from the environment of the `migrate` run:"
+                .into(),
+        );
+        lines.push(
+            "  put the template references back where a value should come from the container."
+                .into(),
+        );
+        match config.jobs.iter().find(|j| j.main) {
+            Some(app) => lines.push(format!(
+                "- The app is the job `{}`: start autopilot with `-config` only, no app after it.",
+                app.name
+            )),
+            None => lines.push(
+                "- No app was given after `-config`: add it as a job with `exec` and `main: true`."
+                    .into(),
+            ),
+        }
+        lines.push(
+            "- Signals now mean what they do in ContainerPilot 3: SIGUSR1 no longer toggles"
+                .into(),
+        );
+        lines.push(
+            "  maintenance (run `autopilot -maintenance enable|disable`) and SIGHUP no longer"
+                .into(),
+        );
+        lines.push(
+            "  reloads (run `autopilot -reload`); SIGHUP is an event jobs can react to.".into(),
+        );
+    } else {
+        lines.push(
+            "a ContainerPilot 3 config, rewritten with defaults left out. Template values were"
+                .into(),
+        );
+        lines.push(
+            "filled in from the environment of the `migrate` run: put the template references back."
+                .into(),
+        );
+    }
+    let mut out = String::new();
+    for line in lines {
+        // A template action in a comment would still be rendered: keep none.
+        let line = line.replace("{{", "{ {");
+        if line.is_empty() {
+            out.push_str("//\n");
+        } else {
+            let _ = writeln!(out, "// {line}");
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------ the sections
+
+fn consul_value(c: &ConsulConfig) -> J {
+    if c.scheme.is_none() && c.token.is_none() && c.tls.is_none() {
+        return text(&c.address);
+    }
+    let mut fields = vec![field("address", text(&c.address))];
+    if let Some(scheme) = &c.scheme {
+        fields.push(field("scheme", text(scheme)));
+    }
+    if let Some(token) = &c.token {
+        fields.push(field("token", text(token)));
+    }
+    if let Some(tls) = &c.tls {
+        let mut t = Vec::new();
+        let path = |p: &std::path::PathBuf| text(p.display().to_string());
+        if let Some(p) = &tls.ca_file {
+            t.push(field("cafile", path(p)));
+        }
+        if let Some(p) = &tls.ca_path {
+            t.push(field("capath", path(p)));
+        }
+        if let Some(p) = &tls.client_cert {
+            t.push(field("clientcert", path(p)));
+        }
+        if let Some(p) = &tls.client_key {
+            t.push(field("clientkey", path(p)));
+        }
+        if let Some(name) = &tls.server_name {
+            t.push(field("servername", text(name)));
+        }
+        if !tls.verify {
+            t.push(field("verify", J::Bool(false)));
+        }
+        fields.push(field("tls", obj(t)));
+    }
+    obj(fields)
+}
+
+fn logging_value(l: &LoggingConfig) -> J {
+    let defaults = LoggingConfig::default();
+    let mut fields = Vec::new();
+    if l.level != defaults.level {
+        let level = match l.level {
+            LogLevel::Error => "ERROR",
+            LogLevel::Warn => "WARN",
+            LogLevel::Info => "INFO",
+            LogLevel::Debug => "DEBUG",
+        };
+        fields.push(field("level", text(level)));
+    }
+    if l.format != defaults.format {
+        let format = match l.format {
+            LogFormat::Default => "default",
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        };
+        fields.push(field("format", text(format)));
+    }
+    if l.output != defaults.output {
+        let output = match &l.output {
+            LogOutput::Stdout => "stdout".to_string(),
+            LogOutput::Stderr => "stderr".to_string(),
+            LogOutput::File(path) => path.display().to_string(),
+        };
+        fields.push(field("output", text(output)));
+    }
+    obj(fields)
+}
+
+fn job_value(config: &Config, job: &JobConfig) -> J {
+    let mut fields = Vec::new();
+    if config.signals == SignalMode::V2 && job.line == 0 {
+        fields.push(Entry::Comment(if job.exec.is_some() {
+            "The app ContainerPilot 2 took from the command line.".into()
+        } else {
+            "Stands for ContainerPilot 2's app, which was not given on the command line: \
+             add `exec` and `main: true`."
+                .into()
+        }));
+    }
+    if job.service.is_some() && !is_service_name(&job.name) {
+        fields.push(Entry::Comment(format!(
+            "TODO: ContainerPilot 3 does not register `{}`: rename it, e.g. `{}`",
+            job.name,
+            service_name_like(&job.name)
+        )));
+    }
+    fields.push(field("name", text(&job.name)));
+    if let Some(exec) = &job.exec {
+        fields.push(field("exec", exec_value(exec)));
+    }
+    // A job with a preStart hook starts when the hook would have.
+    let job_hooks: Vec<(HookKind, &JobConfig)> = config
+        .jobs
+        .iter()
+        .filter_map(|other| match hooks::recognize(config, other) {
+            Some((kind, owner)) if owner == job.name && kind != HookKind::OnChange => {
+                Some((kind, other))
+            }
+            _ => None,
+        })
+        .collect();
+    let when = job_hooks
+        .iter()
+        .find(|(kind, _)| *kind == HookKind::PreStart)
+        .map_or(&job.when, |(_, pre)| &pre.when);
+    if let Some(w) = when_value(when) {
+        fields.push(field("when", w));
+    }
+    let default_restarts = match when {
+        When::Interval(_) => Restarts::Unlimited,
+        _ => Restarts::Never,
+    };
+    if job.restarts != default_restarts {
+        fields.push(field("restarts", restarts_value(job.restarts)));
+    }
+    if job.backoff != Backoff::default() {
+        fields.push(field(
+            "backoff",
+            obj(vec![
+                field("initial", duration(job.backoff.initial)),
+                field("max", duration(job.backoff.max)),
+                field("reset", duration(job.backoff.reset_after)),
+            ]),
+        ));
+    }
+    let default_timeout = match when {
+        When::Interval(every) => Some(*every),
+        _ => None,
+    };
+    if let Some(t) = job.timeout.filter(|t| Some(*t) != default_timeout) {
+        fields.push(field("timeout", duration(t)));
+    }
+    if let Some(t) = job.stop_timeout {
+        fields.push(field("stopTimeout", duration(t)));
+    }
+    if let Some(health) = &job.health {
+        fields.push(field("health", health_value(health)));
+    }
+    if let Some(s) = &job.service {
+        fields.push(field("port", J::Raw(s.port.to_string())));
+        if !s.tags.is_empty() {
+            fields.push(field("tags", strings(&s.tags)));
+        }
+        if !s.interfaces.is_empty() {
+            fields.push(field("interfaces", strings(&s.interfaces)));
+        }
+        let mut consul = Vec::new();
+        if s.enable_tag_override {
+            consul.push(field("enableTagOverride", J::Bool(true)));
+        }
+        if let Some(after) = &s.deregister_critical_service_after {
+            consul.push(field("deregisterCriticalServiceAfter", text(after)));
+        }
+        if !consul.is_empty() {
+            fields.push(field("consul", obj(consul)));
+        }
+        if let Some(status) = &s.initial_status {
+            fields.push(field("initial_status", text(status)));
+        }
+        if !s.meta.is_empty() {
+            let meta = s
+                .meta
+                .iter()
+                .map(|(k, v)| Entry::Field(k.clone(), text(v)))
+                .collect();
+            fields.push(field("meta", obj(meta)));
+        }
+    }
+    if job.logging_raw {
+        fields.push(field("logging", obj(vec![field("raw", J::Bool(true))])));
+    }
+    if job.main {
+        fields.push(field("main", J::Bool(true)));
+    }
+    if job.exit_on_failure {
+        fields.push(field("exitOnFailure", J::Bool(true)));
+    }
+    if job.leader.is_some() {
+        fields.push(Entry::Comment(
+            "leadership (`leader`) has no config syntax yet and is left out".into(),
+        ));
+    }
+    if !job_hooks.is_empty() {
+        let hooks = job_hooks
+            .iter()
+            .filter_map(|(kind, hook)| {
+                let exec = hook.exec.as_ref()?;
+                Some(field(kind.key(), exec_value(exec)))
+            })
+            .collect();
+        fields.push(field("hooks", obj(hooks)));
+    }
+    obj(fields)
+}
+
+fn when_value(when: &When) -> Option<J> {
+    match when {
+        When::Startup => None,
+        When::Interval(every) => Some(obj(vec![field("interval", duration(*every))])),
+        When::Event {
+            pattern,
+            repeat,
+            timeout,
+        } => {
+            let key = match repeat {
+                Repeat::Once => "once",
+                Repeat::Each => "each",
+            };
+            let mut fields = vec![
+                field("source", text(&pattern.source)),
+                field(key, text(pattern.code.as_str())),
+            ];
+            if let Some(t) = timeout {
+                fields.push(field("timeout", duration(*t)));
+            }
+            Some(obj(fields))
+        }
+    }
+}
+
+fn restarts_value(r: Restarts) -> J {
+    match r {
+        Restarts::Never => text("never"),
+        Restarts::Unlimited => text("unlimited"),
+        Restarts::Limit(n) => J::Raw(n.to_string()),
+    }
+}
+
+fn health_value(h: &HealthConfig) -> J {
+    let mut fields = vec![match &h.check {
+        HealthCheck::Exec(exec) => field("exec", exec_value(exec)),
+        HealthCheck::Http { url, ok_status } if *ok_status == (200..=299) => {
+            field("http", text(url))
+        }
+        HealthCheck::Http { url, ok_status } => field(
+            "http",
+            obj(vec![
+                field("url", text(url)),
+                field(
+                    "status",
+                    text(format!("{}-{}", ok_status.start(), ok_status.end())),
+                ),
+            ]),
+        ),
+        HealthCheck::Tcp { address } => field("tcp", text(address)),
+    }];
+    fields.push(field("interval", seconds(h.interval)));
+    fields.push(field("ttl", seconds(h.ttl)));
+    if h.timeout != h.interval {
+        fields.push(field("timeout", duration(h.timeout)));
+    }
+    if h.logging_raw {
+        fields.push(field("logging", obj(vec![field("raw", J::Bool(true))])));
+    }
+    obj(fields)
+}
+
+fn watch_value(config: &Config, w: &WatchConfig) -> J {
+    let mut fields = vec![field("name", text(&w.name))];
+    let dc = match &w.target {
+        WatchTarget::Service { service, tag, dc } => {
+            // A service watch follows the service its name says.
+            if *service != w.name {
+                fields.push(Entry::Comment(format!(
+                    "follows the service `{service}`, which a watch cannot name apart from \
+                     its own name"
+                )));
+            }
+            if let Some(tag) = tag {
+                fields.push(field("tag", text(tag)));
+            }
+            dc
+        }
+        WatchTarget::Key { key, dc } => {
+            fields.push(field("key", text(key)));
+            dc
+        }
+        WatchTarget::Prefix { prefix, dc } => {
+            fields.push(field("prefix", text(prefix)));
+            dc
+        }
+    };
+    if let Some(dc) = dc {
+        fields.push(field("dc", text(dc)));
+    }
+    if w.interval != DEFAULT_WATCH_INTERVAL {
+        fields.push(field("interval", seconds(w.interval)));
+    }
+    let on_change = config.jobs.iter().find(|j| {
+        hooks::recognize(config, j) == Some((HookKind::OnChange, w.name.as_str()))
+    });
+    if let Some(exec) = on_change.and_then(|j| j.exec.as_ref()) {
+        fields.push(field("onChange", exec_value(exec)));
+    }
+    obj(fields)
+}
+
+fn telemetry_value(t: &TelemetryConfig) -> J {
+    let mut fields = Vec::new();
+    if t.port != DEFAULT_TELEMETRY_PORT {
+        fields.push(field("port", J::Raw(t.port.to_string())));
+    }
+    if !t.interfaces.is_empty() {
+        fields.push(field("interfaces", strings(&t.interfaces)));
+    }
+    if !t.tags.is_empty() {
+        fields.push(field("tags", strings(&t.tags)));
+    }
+    if !t.metrics.is_empty() {
+        let metrics = t
+            .metrics
+            .iter()
+            .map(|m| {
+                let mut f = Vec::new();
+                if !m.namespace.is_empty() {
+                    f.push(field("namespace", text(&m.namespace)));
+                }
+                if !m.subsystem.is_empty() {
+                    f.push(field("subsystem", text(&m.subsystem)));
+                }
+                f.push(field("name", text(&m.name)));
+                f.push(field("help", text(&m.help)));
+                let kind = match m.kind {
+                    MetricType::Counter => "counter",
+                    MetricType::Gauge => "gauge",
+                    MetricType::Histogram => "histogram",
+                    MetricType::Summary => "summary",
+                };
+                f.push(field("type", text(kind)));
+                obj(f)
+            })
+            .collect();
+        fields.push(field("metrics", J::Arr(metrics)));
+    }
+    obj(fields)
+}
+
+// ------------------------------------------------------------ the values
+
+/// A command: a string when splitting it on whitespace gives the same words
+/// back, an array otherwise.
+fn exec_value(exec: &Exec) -> J {
+    let words: Vec<&str> = std::iter::once(exec.program.as_str())
+        .chain(exec.args.iter().map(String::as_str))
+        .collect();
+    let plain = words
+        .iter()
+        .all(|w| !w.is_empty() && !w.chars().any(char::is_whitespace));
+    if plain {
+        text(words.join(" "))
+    } else {
+        J::Arr(words.into_iter().map(text).collect())
+    }
+}
+
+/// Whole seconds as a number (ContainerPilot's `interval: 5`), else a duration.
+fn seconds(d: Duration) -> J {
+    if d.subsec_nanos() == 0 {
+        J::Raw(d.as_secs().to_string())
+    } else {
+        duration(d)
+    }
+}
+
+fn duration(d: Duration) -> J {
+    text(dur(d))
+}
+
+fn strings(items: &[String]) -> J {
+    J::Arr(items.iter().map(text).collect())
+}
+
+fn text(s: impl AsRef<str>) -> J {
+    J::Str(s.as_ref().to_string())
+}
+
+fn field(key: &str, value: J) -> Entry {
+    Entry::Field(key.to_string(), value)
+}
+
+fn obj(entries: Vec<Entry>) -> J {
+    J::Obj(entries)
+}
+
+/// A JSON5 value to print.
+enum J {
+    Str(String),
+    /// A number or keyword, printed as is.
+    Raw(String),
+    Bool(bool),
+    Arr(Vec<J>),
+    Obj(Vec<Entry>),
+}
+
+enum Entry {
+    Field(String, J),
+    /// A `//` comment line, written before the next field.
+    Comment(String),
+}
+
+/// A string literal that survives the trip back through autopilot: JSON
+/// escapes, plus `{{` written as `\u007b\u007b` because the file is rendered
+/// as a template before it is parsed.
+fn quote(s: &str) -> String {
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
+    json.replace("{{", "\\u007b\\u007b")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+fn key(k: &str) -> String {
+    let ident = k
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ident { k.to_string() } else { quote(k) }
+}
+
+/// The value on one line, if it has no comments.
+fn inline(v: &J) -> Option<String> {
+    Some(match v {
+        J::Str(s) => quote(s),
+        J::Raw(r) => r.clone(),
+        J::Bool(b) => b.to_string(),
+        J::Arr(items) => {
+            let parts: Option<Vec<String>> = items.iter().map(inline).collect();
+            format!("[{}]", parts?.join(", "))
+        }
+        J::Obj(entries) if entries.is_empty() => "{}".to_string(),
+        J::Obj(entries) => {
+            let parts: Option<Vec<String>> = entries
+                .iter()
+                .map(|e| match e {
+                    Entry::Field(k, v) => Some(format!("{}: {}", key(k), inline(v)?)),
+                    Entry::Comment(_) => None,
+                })
+                .collect();
+            format!("{{{}}}", parts?.join(", "))
+        }
+    })
+}
+
+/// Writes `v` at `indent` (the column the value starts at is already there).
+fn write_value(out: &mut String, v: &J, indent: usize) {
+    let nested = |v: &J| matches!(v, J::Obj(e) if !e.is_empty());
+    // Objects holding objects (jobs, health) read better spread out.
+    let spread = match v {
+        J::Arr(items) => items.iter().any(nested),
+        J::Obj(entries) => entries.iter().any(|e| match e {
+            Entry::Field(_, v) => nested(v),
+            Entry::Comment(_) => true,
+        }),
+        _ => false,
+    };
+    if let Some(line) = inline(v).filter(|l| !spread && indent + l.len() <= WIDTH) {
+        out.push_str(&line);
+        return;
+    }
+    let pad = " ".repeat(indent + 2);
+    match v {
+        J::Arr(items) => {
+            out.push_str("[\n");
+            for item in items {
+                out.push_str(&pad);
+                write_value(out, item, indent + 2);
+                out.push_str(",\n");
+            }
+            out.push_str(&" ".repeat(indent));
+            out.push(']');
+        }
+        J::Obj(entries) => {
+            out.push_str("{\n");
+            for entry in entries {
+                match entry {
+                    Entry::Field(k, v) => {
+                        let k = key(k);
+                        let _ = write!(out, "{pad}{k}: ");
+                        write_value(out, v, indent + 2);
+                        out.push_str(",\n");
+                    }
+                    Entry::Comment(c) => {
+                        let _ = writeln!(out, "{pad}// {}", c.replace("{{", "{ {"));
+                    }
+                }
+            }
+            out.push_str(&" ".repeat(indent));
+            out.push('}');
+        }
+        // Scalars always fit "inline"; a long string stays on its line.
+        other => out.push_str(&inline(other).unwrap_or_default()),
+    }
+}
+
+/// The plan without what a migration changes: line numbers, and the two
+/// rows that say a config is ContainerPilot 2. Tests compare a config's plan
+/// with its migration's through this.
+#[cfg(test)]
+pub(crate) fn comparable_plan(c: &Config) -> String {
+    let plan = crate::plan::plan(c).to_string();
+    let line = regex::Regex::new(r"\((line \d+|the app on the command line|not in the file)\)")
+        .expect("regex");
+    let warning = regex::Regex::new(r"^(warning|info): line \d+:").expect("regex");
+    plan.lines()
+        .filter(|l| !l.starts_with("  format ") && !l.starts_with("  signals "))
+        .map(|l| warning.replace(&line.replace(l, "(…)"), "$1:").into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{LoadOptions, load_str, load_str_with};
+    use std::collections::HashMap;
+
+    /// A config without what differs between a file and its migration:
+    /// positions, and the signal meanings of ContainerPilot 2.
+    fn comparable(mut c: Config) -> Config {
+        for j in &mut c.jobs {
+            j.line = 0;
+        }
+        for w in &mut c.watches {
+            w.line = 0;
+        }
+        c.signals = SignalMode::V3;
+        c
+    }
+
+    fn round_trip(v2: &str, app: &[&str]) -> (Config, String, Config) {
+        let options = LoadOptions {
+            app: app.iter().map(|s| s.to_string()).collect(),
+            self_exe: Some("/bin/autopilot".into()),
+        };
+        let env = HashMap::new();
+        let before = load_str_with(v2, "old.json", &env, &options)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
+        let text = to_json5(&before, "old.json");
+        let after = load_str(&text, "new.json5", &env)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+            .config;
+        (before, text, after)
+    }
+
+    const FULL: &str = r#"{
+      "consul": "localhost:8500",
+      "logging": {"level": "DEBUG"},
+      "stopTimeout": 7,
+      "preStart": "/bin/prep {{ "{{" }} not-a-template",
+      "preStop": ["/bin/drain", "--all jobs"],
+      "postStop": "/bin/bye",
+      "services": [
+        {"name": "web", "port": 80, "health": "/bin/check", "poll": 5, "ttl": 12,
+         "tags": ["a", "b"], "interfaces": ["eth0"],
+         "consul": {"enableTagOverride": true, "deregisterCriticalServiceAfter": "10m"}}
+      ],
+      "backends": [
+        {"name": "db", "poll": 3, "onChange": "/bin/reload db", "tag": "primary"},
+        {"name": "cache", "onChange": "/bin/reload cache", "timeout": "30s"},
+        {"name": "quiet"}
+      ],
+      "coprocesses": [{"command": ["/bin/consul", "agent"], "restarts": "unlimited"},
+                      {"name": "sidecar", "command": "/bin/side", "restarts": 3}],
+      "tasks": [{"name": "backup", "command": "/bin/backup", "frequency": "5m", "timeout": "1m"},
+                {"command": "/bin/tick", "frequency": "1500ms"}],
+      "telemetry": {"port": 9091, "tags": ["metrics"], "sensors": [
+        {"namespace": "app", "name": "load", "help": "load", "type": "gauge", "poll": 5,
+         "check": ["/bin/load", "it's"]}
+      ]}
+    }"#;
+
+    #[test]
+    fn a_v2_config_migrates_to_the_same_jobs_and_watches() {
+        let (before, text, after) = round_trip(FULL, &["/bin/app", "-x", "two words"]);
+        assert_eq!(comparable(before.clone()), comparable(after.clone()), "\n{text}");
+        assert_eq!(comparable_plan(&before), comparable_plan(&after), "\n{text}");
+        assert!(text.contains("hooks: {"), "{text}");
+        assert!(text.contains("onChange: \"/bin/reload db\""), "{text}");
+        assert!(text.contains("// The app ContainerPilot 2 took"), "{text}");
+        // `{{` in a value is escaped, so the template step leaves it alone.
+        assert!(text.contains("\\u007b\\u007b not-a-template"), "{text}");
+    }
+
+    #[test]
+    fn without_an_app_the_hooks_still_migrate() {
+        let (before, text, after) = round_trip(FULL, &[]);
+        assert_eq!(comparable(before), comparable(after), "\n{text}");
+        assert!(text.contains("No app was given"), "{text}");
+    }
+
+    #[test]
+    fn a_v3_config_migrates_to_itself() {
+        let v3 = r#"{
+          jobs: [
+            {name: "setup", exec: "/bin/setup", exitOnFailure: true},
+            {name: "app", exec: ["/bin/app", "a b"], when: {source: "setup", once: "exitSuccess"},
+             restarts: 2, backoff: {initial: "1s", max: "1m", reset: "5m"}, port: 80,
+             health: {http: {url: "http://localhost/", status: "200-399"}, interval: 1.5, ttl: 5},
+             meta: {"x-y": "1"}, initial_status: "warning",
+             hooks: {preStop: "/bin/drain"}},
+            {name: "hup", exec: "/bin/hup", when: {each: "SIGHUP"}},
+          ],
+          watches: [{name: "cfg", key: "app/config", onChange: "/bin/reconfig"}],
+          consul: {address: "localhost:8501", scheme: "https", tls: {verify: false}},
+          control: {socket: "/tmp/a.sock"},
+        }"#;
+        let env = HashMap::new();
+        let before = load_str(v3, "a.json5", &env).unwrap().config;
+        let text = to_json5(&before, "a.json5");
+        let after = load_str(&text, "b.json5", &env)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+            .config;
+        assert_eq!(comparable(before), comparable(after), "\n{text}");
+    }
+
+    #[test]
+    fn output_is_readable() {
+        let (_, text, _) = round_trip(
+            r#"{"consul": "c:8500", "preStart": "/bin/prep",
+                "services": [{"name": "web", "port": 80, "health": "/bin/check", "poll": 5, "ttl": 12}]}"#,
+            &["/bin/app"],
+        );
+        let body: Vec<&str> = text.lines().filter(|l| !l.starts_with("//")).collect();
+        assert_eq!(
+            body,
+            [
+                "{",
+                "  consul: \"c:8500\",",
+                "  stopTimeout: \"10s\",",
+                "  jobs: [",
+                "    {",
+                "      // The app ContainerPilot 2 took from the command line.",
+                "      name: \"app\",",
+                "      exec: \"/bin/app\",",
+                "      stopTimeout: \"5s\",",
+                "      logging: {raw: true},",
+                "      main: true,",
+                "      hooks: {preStart: \"/bin/prep\"},",
+                "    },",
+                "    {",
+                "      name: \"web\",",
+                "      when: {source: \"app.preStart\", once: \"exitSuccess\"},",
+                "      health: {exec: \"/bin/check\", interval: 5, ttl: 12},",
+                "      port: 80,",
+                "    },",
+                "  ],",
+                "}",
+            ]
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The subcommands that talk to a running autopilot: `-putenv`,
+//! `-putmetric`, `-reload`, `-maintenance`, `-ping` (ContainerPilot's flags,
+//! also as `autopilot putenv ...` etc.) and `autopilot status`.
+//!
+//! They only need the socket path, not a valid config: `-socket`, else
+//! `$AUTOPILOT_CONTROL_SOCKET`, else the `control.socket` of the config
+//! (`-config` or `$CONTAINERPILOT`) when it loads, else the default path.
+//!
+//! Exit codes: 0 done, 1 autopilot refused or could not be reached.
+
+use super::client::{self, Reply};
+use super::status::{self, Status};
+use crate::cli::ControlCommand;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Long enough for a reload (re-render the config, restart changed jobs).
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `command`; returns the process exit code.
+pub fn run(command: &ControlCommand, socket_flag: Option<&str>, config_flag: Option<&str>) -> u8 {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let (socket, config_note) = resolve_socket(socket_flag, config_flag, &env);
+    let (method, path, body) = request_for(command);
+    let reply = match client::request(&socket, method, path, body.as_deref(), TIMEOUT) {
+        Ok(reply) => reply,
+        Err(e) => {
+            eprintln!("autopilot: {e}");
+            if let Some(note) = config_note {
+                eprintln!("autopilot: note: {note}");
+            }
+            return 1;
+        }
+    };
+    if !reply.is_success() {
+        eprintln!(
+            "autopilot: {} failed ({}): {}",
+            flag_name(command),
+            reply.status,
+            reply.message()
+        );
+        return 1;
+    }
+    match report(command, &reply) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("autopilot: {e}");
+            1
+        }
+    }
+}
+
+/// The socket path, and why the config could not help if it was tried and
+/// failed (shown only if the socket cannot be reached).
+fn resolve_socket(
+    flag: Option<&str>,
+    config_flag: Option<&str>,
+    env: &HashMap<String, String>,
+) -> (PathBuf, Option<String>) {
+    if flag.is_some_and(|f| !f.is_empty())
+        || env.get(super::SOCKET_ENV).is_some_and(|v| !v.is_empty())
+    {
+        return (super::socket_path(flag, None, env), None);
+    }
+    let Some(path) = crate::config::resolve_path(config_flag, env) else {
+        return (super::socket_path(None, None, env), None);
+    };
+    match crate::config::load(&path, env) {
+        Ok(loaded) => (
+            super::socket_path(None, Some(&loaded.config.control), env),
+            None,
+        ),
+        Err(e) => {
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            let socket = super::socket_path(None, None, env);
+            let note = format!(
+                "the config {} did not load ({first}), so the default socket {} was used; pass -socket PATH",
+                path.display(),
+                socket.display()
+            );
+            (socket, Some(note))
+        }
+    }
+}
+
+fn request_for(command: &ControlCommand) -> (&'static str, &'static str, Option<Vec<u8>>) {
+    let json = |map: Map<String, Value>| Some(Value::Object(map).to_string().into_bytes());
+    match command {
+        ControlCommand::PutEnv(pairs) => {
+            let map = pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.clone().map(Value::String).unwrap_or(Value::Null),
+                    )
+                })
+                .collect();
+            ("POST", "/v3/environ", json(map))
+        }
+        ControlCommand::PutMetric(pairs) => {
+            // Numbers go as numbers; anything else as written, for the
+            // server to reject with its reason.
+            let map = pairs
+                .iter()
+                .map(|(k, v)| {
+                    let value = v
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Value::Number)
+                        .unwrap_or_else(|| Value::String(v.clone()));
+                    (k.clone(), value)
+                })
+                .collect();
+            ("POST", "/v3/metric", json(map))
+        }
+        ControlCommand::Reload => ("POST", "/v3/reload", None),
+        ControlCommand::Maintenance(true) => ("POST", "/v3/maintenance/enable", None),
+        ControlCommand::Maintenance(false) => ("POST", "/v3/maintenance/disable", None),
+        ControlCommand::Ping => ("GET", "/v3/ping", None),
+        ControlCommand::Status { .. } => ("GET", "/v3/status", None),
+    }
+}
+
+fn flag_name(command: &ControlCommand) -> &'static str {
+    match command {
+        ControlCommand::PutEnv(_) => "-putenv",
+        ControlCommand::PutMetric(_) => "-putmetric",
+        ControlCommand::Reload => "-reload",
+        ControlCommand::Maintenance(_) => "-maintenance",
+        ControlCommand::Ping => "-ping",
+        ControlCommand::Status { .. } => "status",
+    }
+}
+
+/// What to print on success. `-putenv` and `-putmetric` print nothing, as
+/// ContainerPilot's did: they run from sensor jobs, often.
+fn report(command: &ControlCommand, reply: &Reply) -> Result<String, String> {
+    Ok(match command {
+        ControlCommand::PutEnv(_) | ControlCommand::PutMetric(_) => String::new(),
+        ControlCommand::Ping => "ok\n".to_string(),
+        ControlCommand::Maintenance(on) => {
+            let updated = serde_json::from_str::<Value>(&reply.body)
+                .ok()
+                .and_then(|v| v.get("updated").and_then(Value::as_bool))
+                .unwrap_or(true);
+            let mode = if *on { "on" } else { "off" };
+            if updated {
+                format!("maintenance mode is now {mode}\n")
+            } else {
+                format!("maintenance mode was already {mode}\n")
+            }
+        }
+        ControlCommand::Reload => {
+            let summary: ReloadView = serde_json::from_str(&reply.body)
+                .map_err(|e| format!("unexpected answer to -reload ({e}): {}", reply.body))?;
+            summary.line()
+        }
+        ControlCommand::Status { json: true } => reply.body.clone(),
+        ControlCommand::Status { json: false } => {
+            let status: Status = serde_json::from_str(&reply.body)
+                .map_err(|e| format!("unexpected answer to status ({e}): {}", reply.body))?;
+            status::table(&status)
+        }
+    })
+}
+
+/// The reload answer ([`crate::supervisor::ReloadSummary`]) read back.
+#[derive(serde::Deserialize)]
+struct ReloadView {
+    unchanged: Vec<String>,
+    restarted: Vec<String>,
+    added: Vec<String>,
+    removed: Vec<String>,
+}
+
+impl ReloadView {
+    fn line(&self) -> String {
+        let part = |n: &[String], what: &str| match n.len() {
+            0 => format!("0 {what}"),
+            k => format!("{k} {what} ({})", n.join(", ")),
+        };
+        format!(
+            "config reloaded: {}, {}, {}, {}\n",
+            part(&self.unchanged, "unchanged"),
+            part(&self.restarted, "restarted"),
+            part(&self.added, "added"),
+            part(&self.removed, "removed")
+        )
+    }
+}

@@ -1,0 +1,268 @@
+//! The status view (`GET /v3/status`, `autopilot status`): every job's
+//! state, pid, restarts, health, last exit and service registration, and
+//! every watch with the instances it last saw.
+//!
+//! Watches report their instances on the status board
+//! ([`crate::jobs::status::StatusBoard::update_watch`]); the configured
+//! watches are listed even before (or without) such a report.
+
+use crate::config::model::{Config, WatchTarget};
+use crate::jobs::status::{JobStatus, WatchInstance};
+use crate::supervisor::Handle;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    /// autopilot's pid (1 when it is the container's init).
+    pub pid: u32,
+    pub maintenance: bool,
+    pub jobs: Vec<JobView>,
+    pub watches: Vec<WatchView>,
+}
+
+/// A job as the status view shows it (the board's entry, owned strings so
+/// the client can read it back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobView {
+    pub name: String,
+    pub state: String,
+    pub health: String,
+    pub pid: Option<i32>,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+    pub last_exit_code: Option<i32>,
+    pub advertised: bool,
+    pub service: Option<String>,
+}
+
+impl From<JobStatus> for JobView {
+    fn from(j: JobStatus) -> JobView {
+        JobView {
+            name: j.name,
+            state: j.state.to_string(),
+            health: j.health.to_string(),
+            pid: j.pid,
+            restarts: j.restarts,
+            last_exit: j.last_exit,
+            last_exit_code: j.last_exit_code,
+            advertised: j.advertised,
+            service: j.service.map(str::to_string),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WatchView {
+    pub name: String,
+    /// What it follows: `service web`, `service web tag=x dc=y`, `key k`, `prefix p/`.
+    pub target: String,
+    /// Healthy instances at the watch's last answer; `None` before the first
+    /// answer (or while watches do not report).
+    pub instances: Option<Vec<InstanceView>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub id: String,
+    pub address: String,
+    pub port: u16,
+    pub tags: Vec<String>,
+}
+
+impl From<WatchInstance> for InstanceView {
+    fn from(i: WatchInstance) -> InstanceView {
+        InstanceView {
+            id: i.id,
+            address: i.address,
+            port: i.port,
+            tags: i.tags,
+        }
+    }
+}
+
+/// Collects the status of a running supervisor.
+pub fn collect(handle: &Handle, config: &Config) -> Status {
+    let reported = handle.board.watches();
+    let watches = config
+        .watches
+        .iter()
+        .map(|w| {
+            let instances = reported
+                .iter()
+                .find(|r| r.name == w.name)
+                .and_then(|r| r.instances.clone())
+                .map(|list| list.into_iter().map(InstanceView::from).collect());
+            WatchView {
+                name: w.name.clone(),
+                target: describe(&w.target),
+                instances,
+            }
+        })
+        .collect();
+    Status {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        maintenance: handle.in_maintenance(),
+        jobs: handle.board.all().into_iter().map(JobView::from).collect(),
+        watches,
+    }
+}
+
+fn describe(target: &WatchTarget) -> String {
+    let dc = |dc: &Option<String>| dc.as_ref().map(|d| format!(" dc={d}")).unwrap_or_default();
+    match target {
+        WatchTarget::Service {
+            service,
+            tag,
+            dc: d,
+        } => {
+            let tag = tag
+                .as_ref()
+                .map(|t| format!(" tag={t}"))
+                .unwrap_or_default();
+            format!("service {service}{tag}{}", dc(d))
+        }
+        WatchTarget::Key { key, dc: d } => format!("key {key}{}", dc(d)),
+        WatchTarget::Prefix { prefix, dc: d } => format!("prefix {prefix}{}", dc(d)),
+    }
+}
+
+/// The table `autopilot status` prints.
+pub fn table(status: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "autopilot {} (pid {}){}",
+        status.version,
+        status.pid,
+        if status.maintenance {
+            ": IN MAINTENANCE"
+        } else {
+            ""
+        }
+    );
+    let dash = || "-".to_string();
+    let mut rows = vec![
+        [
+            "JOB",
+            "STATE",
+            "HEALTH",
+            "PID",
+            "RESTARTS",
+            "LAST EXIT",
+            "SERVICE",
+        ]
+        .map(str::to_string),
+    ];
+    for j in &status.jobs {
+        rows.push([
+            j.name.clone(),
+            j.state.clone(),
+            j.health.clone(),
+            j.pid.map(|p| p.to_string()).unwrap_or_else(dash),
+            j.restarts.to_string(),
+            j.last_exit.clone().unwrap_or_else(dash),
+            j.service.clone().unwrap_or_else(dash),
+        ]);
+    }
+    out.push('\n');
+    push_rows(&mut out, &rows);
+    if !status.watches.is_empty() {
+        let mut rows = vec![["WATCH", "TARGET", "INSTANCES"].map(str::to_string)];
+        for w in &status.watches {
+            let instances = match &w.instances {
+                None => "unknown".to_string(),
+                Some(list) if list.is_empty() => "0".to_string(),
+                Some(list) => {
+                    let addresses: Vec<String> = list
+                        .iter()
+                        .map(|i| format!("{}:{}", i.address, i.port))
+                        .collect();
+                    format!("{} ({})", list.len(), addresses.join(", "))
+                }
+            };
+            rows.push([w.name.clone(), w.target.clone(), instances]);
+        }
+        out.push('\n');
+        push_rows(&mut out, &rows);
+    }
+    out
+}
+
+/// Left-aligned columns, two spaces apart, no trailing spaces.
+fn push_rows<const N: usize>(out: &mut String, rows: &[[String; N]]) {
+    let widths: Vec<usize> = (0..N)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<width$}  ", width = widths[c]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_lines_up_and_shows_missing_values_as_dashes() {
+        let status = Status {
+            version: "1.0".into(),
+            pid: 1,
+            maintenance: true,
+            jobs: vec![
+                JobView {
+                    name: "app".into(),
+                    state: "running".into(),
+                    health: "healthy".into(),
+                    pid: Some(42),
+                    restarts: 2,
+                    last_exit: Some("exit code 1".into()),
+                    last_exit_code: Some(1),
+                    advertised: true,
+                    service: Some("passing".into()),
+                },
+                JobView {
+                    name: "setup-db".into(),
+                    state: "stopped".into(),
+                    health: "unknown".into(),
+                    pid: None,
+                    restarts: 0,
+                    last_exit: None,
+                    last_exit_code: None,
+                    advertised: false,
+                    service: None,
+                },
+            ],
+            watches: vec![WatchView {
+                name: "db".into(),
+                target: "service db".into(),
+                instances: None,
+            }],
+        };
+        let t = table(&status);
+        assert!(
+            t.starts_with("autopilot 1.0 (pid 1): IN MAINTENANCE\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("JOB       STATE    HEALTH   PID  RESTARTS  LAST EXIT    SERVICE\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("app       running  healthy  42   2         exit code 1  passing\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("setup-db  stopped  unknown  -    0         -            -\n"),
+            "{t}"
+        );
+        assert!(t.contains("db     service db  unknown\n"), "{t}");
+    }
+}

@@ -1,0 +1,547 @@
+//! A small Consul HTTP API client: the few calls autopilot makes, over one
+//! connection pool, with the ACL token and TLS settings applied.
+//!
+//! It also notices when the agent goes away and comes back (see
+//! [`ConsulClient::agent_returns`]): registrations are re-sent then, because
+//! an agent that restarted may have lost them.
+
+use super::address::{ConsulError, Endpoint, Scheme, Sourced};
+use reqwest::header::{HeaderMap, HeaderValue};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long to wait for a TCP (and TLS) connection to the agent.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Budget for an ordinary (non-blocking) call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Extra time a blocking query gets beyond its `wait`: Consul adds up to
+/// wait/16 of jitter, and the answer must still travel back.
+const BLOCKING_SLACK: Duration = Duration::from_secs(15);
+
+/// Why a call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// No HTTP answer: connection refused or reset, timeout, TLS failure.
+    Unreachable(String),
+    /// The agent answered with an error status.
+    Status { status: u16, body: String },
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(why) => write!(f, "{why}"),
+            CallError::Status { status, body } => {
+                let body = body.trim();
+                if body.is_empty() {
+                    write!(f, "HTTP {status}")
+                } else {
+                    write!(f, "HTTP {status}: {}", truncate(body, 200))
+                }
+            }
+        }
+    }
+}
+
+/// An HTTP answer from the agent.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// `X-Consul-Index`, for blocking queries.
+    pub index: Option<u64>,
+    pub body: Vec<u8>,
+}
+
+/// A blocking query's position: ask for changes after `index`, waiting at
+/// most `wait` for one.
+#[derive(Debug, Clone, Copy)]
+pub struct Blocking {
+    pub index: u64,
+    pub wait: Duration,
+}
+
+/// Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct ConsulClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// `scheme://host:port` that request paths are appended to.
+    base: String,
+    /// The agent's address for logs (never with the token).
+    display: String,
+    reach: Reachability,
+}
+
+impl ConsulClient {
+    /// Builds the client; reads the TLS files named in `endpoint`.
+    pub fn new(endpoint: &Endpoint) -> Result<ConsulClient, ConsulError> {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = &endpoint.token {
+            let mut value = HeaderValue::from_str(token).map_err(|_| {
+                ConsulError::new(
+                    "consul.token",
+                    "the ACL token contains characters not allowed in an HTTP header",
+                    "check the token (or CONSUL_HTTP_TOKEN) for line breaks or control characters",
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert("X-Consul-Token", value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .default_headers(headers)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("autopilot/", env!("CARGO_PKG_VERSION")))
+            // The agent is local and answers at once; no proxy between us.
+            .no_proxy()
+            .tcp_nodelay(true);
+        if endpoint.scheme == Scheme::Https {
+            builder = apply_tls(builder, endpoint)?;
+        }
+        let http = builder.build().map_err(|e| {
+            ConsulError::new(
+                "consul",
+                format!("cannot set up the HTTP client: {}", error_chain(&e)),
+                "check the `tls` settings",
+            )
+        })?;
+        Ok(ConsulClient {
+            inner: Arc::new(Inner {
+                http,
+                base: endpoint.request_base(),
+                display: endpoint.display_url(),
+                reach: Reachability::new(),
+            }),
+        })
+    }
+
+    /// The agent's address, for logs.
+    pub fn display_url(&self) -> &str {
+        &self.inner.display
+    }
+
+    /// A receiver that changes each time the agent answers again after a
+    /// period of being unreachable.
+    pub fn agent_returns(&self) -> watch::Receiver<u64> {
+        self.inner.reach.returns.subscribe()
+    }
+
+    /// `PUT path` with an optional JSON body; any status but 2xx is an error.
+    pub async fn put(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, CallError> {
+        let mut req = self.inner.http.put(self.url(path)).timeout(CALL_TIMEOUT);
+        if let Some(body) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        let reply = self.send(req, "PUT", path).await?;
+        if (200..300).contains(&reply.status) {
+            Ok(reply)
+        } else {
+            Err(CallError::Status {
+                status: reply.status,
+                body: String::from_utf8_lossy(&reply.body).into_owned(),
+            })
+        }
+    }
+
+    /// `GET path?query`, as a blocking query when `blocking` is given.
+    /// Every HTTP status is returned as a [`Reply`]: for KV reads, 404 is an
+    /// answer ("no such key"), not a failure.
+    pub async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        blocking: Option<Blocking>,
+    ) -> Result<Reply, CallError> {
+        let mut params: Vec<(&str, String)> = query.to_vec();
+        let timeout = match blocking {
+            Some(b) => {
+                params.push(("index", b.index.to_string()));
+                params.push(("wait", format!("{}ms", b.wait.as_millis())));
+                b.wait + b.wait / 16 + BLOCKING_SLACK
+            }
+            None => CALL_TIMEOUT,
+        };
+        let req = self
+            .inner
+            .http
+            .get(self.url(path))
+            .query(&params)
+            .timeout(timeout);
+        self.send(req, "GET", path).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.inner.base, path)
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+    ) -> Result<Reply, CallError> {
+        let outcome = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let index = resp
+                .headers()
+                .get("X-Consul-Index")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
+            let body = resp.bytes().await?.to_vec();
+            Ok::<_, reqwest::Error>(Reply {
+                status,
+                index,
+                body,
+            })
+        }
+        .await;
+        match outcome {
+            Ok(reply) => {
+                log::debug!("consul: {method} {path} -> {}", reply.status);
+                self.inner.reach.answered(&self.inner.display);
+                Ok(reply)
+            }
+            Err(e) => {
+                let why = describe(e);
+                log::debug!("consul: {method} {path} failed: {why}");
+                self.inner.reach.unreachable(&self.inner.display, &why);
+                Err(CallError::Unreachable(why))
+            }
+        }
+    }
+}
+
+/// Tracks whether the agent answers, to log an outage once (not once per
+/// retry) and to tell the registry when the agent is back.
+struct Reachability {
+    down: AtomicBool,
+    returns: watch::Sender<u64>,
+}
+
+impl Reachability {
+    fn new() -> Reachability {
+        Reachability {
+            down: AtomicBool::new(false),
+            returns: watch::Sender::new(0),
+        }
+    }
+
+    fn unreachable(&self, display: &str, why: &str) {
+        if !self.down.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "consul at {display} is unreachable ({why}): jobs keep running, retrying with backoff"
+            );
+        }
+    }
+
+    fn answered(&self, display: &str) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            log::info!("consul at {display} answers again");
+            self.returns.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+fn apply_tls(
+    mut builder: reqwest::ClientBuilder,
+    endpoint: &Endpoint,
+) -> Result<reqwest::ClientBuilder, ConsulError> {
+    let tls = &endpoint.tls;
+    if let Some(ca) = &tls.ca_file {
+        let pem = read_file(ca, "the CA certificate")?;
+        let certs = parse_certs(&pem).ok_or_else(|| {
+            ConsulError::new(
+                ca.from,
+                format!("{} holds no PEM certificate", ca.value.display()),
+                "point it to the CA certificate (PEM) that signed the agent's certificate",
+            )
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some(dir) = &tls.ca_path {
+        for cert in certs_in_dir(dir)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        let mut pem = read_file(cert, "the client certificate")?;
+        pem.push(b'\n');
+        pem.extend(read_file(key, "the client key")?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            ConsulError::new(
+                cert.from,
+                format!(
+                    "cannot use {} with the key {} as a client identity: {}",
+                    cert.value.display(),
+                    key.value.display(),
+                    error_chain(&e)
+                ),
+                "give a PEM certificate and its PEM private key (PKCS#8, RSA or EC)",
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
+    if !tls.verify {
+        log::warn!("consul: TLS certificate verification is turned off");
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    if let Some(name) = endpoint.pinned_name() {
+        builder = builder.dns_resolver(Arc::new(PinnedResolver {
+            name: name.to_ascii_lowercase(),
+            host: endpoint.host.clone(),
+        }));
+    }
+    Ok(builder)
+}
+
+fn read_file(file: &Sourced<PathBuf>, what: &str) -> Result<Vec<u8>, ConsulError> {
+    std::fs::read(&file.value).map_err(|e| {
+        ConsulError::new(
+            file.from,
+            format!("cannot read {what} {}: {e}", file.value.display()),
+            "check the path, and that autopilot may read the file",
+        )
+    })
+}
+
+/// Every certificate in a PEM bundle; `None` when there is none.
+fn parse_certs(pem: &[u8]) -> Option<Vec<reqwest::Certificate>> {
+    reqwest::Certificate::from_pem_bundle(pem)
+        .ok()
+        .filter(|c| !c.is_empty())
+}
+
+/// The certificates of every PEM file in `dir` (as Consul's `capath`).
+fn certs_in_dir(dir: &Sourced<PathBuf>) -> Result<Vec<reqwest::Certificate>, ConsulError> {
+    let entries = std::fs::read_dir(&dir.value).map_err(|e| {
+        ConsulError::new(
+            dir.from,
+            format!("cannot read the CA directory {}: {e}", dir.value.display()),
+            "point it to a directory of PEM CA certificates",
+        )
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    let mut certs = Vec::new();
+    for path in paths.iter().filter(|p| p.is_file()) {
+        match std::fs::read(path).ok().as_deref().and_then(parse_certs) {
+            Some(found) => certs.extend(found),
+            None => log::debug!(
+                "consul: {} holds no PEM certificate; skipped",
+                path.display()
+            ),
+        }
+    }
+    if certs.is_empty() {
+        return Err(ConsulError::new(
+            dir.from,
+            format!("{} holds no PEM certificate", dir.value.display()),
+            "point it to a directory of PEM CA certificates",
+        ));
+    }
+    Ok(certs)
+}
+
+/// Resolves the TLS server name to the configured agent host, so the
+/// connection goes to the agent while the certificate is checked against
+/// the server name (Consul's `tls_server_name`). Other names resolve normally.
+struct PinnedResolver {
+    name: String,
+    host: String,
+}
+
+impl reqwest::dns::Resolve for PinnedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let target = if name.as_str().eq_ignore_ascii_case(&self.name) {
+            self.host.clone()
+        } else {
+            name.as_str().to_string()
+        };
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.as_str(), 0))
+                .await?
+                .collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// A failed request in a few words: the query string (with its index) and
+/// reqwest's "error sending request" add nothing for the reader.
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_string();
+    }
+    let connect = e.is_connect();
+    let e = e.without_url();
+    let mut root: &dyn std::error::Error = &e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let text = if connect {
+        format!("cannot connect: {root}")
+    } else {
+        error_chain(&e)
+    };
+    match tls_hint(&text) {
+        Some(hint) => format!("{text} ({hint})"),
+        None => text,
+    }
+}
+
+/// What to do about a TLS handshake failure, recognised by rustls's words.
+fn tls_hint(text: &str) -> Option<&'static str> {
+    if text.contains("UnknownIssuer") {
+        Some("set consul.tls.cafile or CONSUL_CACERT to the CA that signed the agent's certificate")
+    } else if text.contains("not valid for name") {
+        Some(
+            "set consul.tls.servername or CONSUL_TLS_SERVER_NAME to a name in the agent's certificate",
+        )
+    } else if text.contains("BadCertificate") || text.contains("CertificateRequired") {
+        Some("the agent wants a client certificate: set consul.tls.clientcert and clientkey")
+    } else {
+        None
+    }
+}
+
+/// The error and its causes in one line: reqwest's own message alone
+/// ("error sending request") hides the useful part ("connection refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Percent-encodes one path segment (a service name, a check ID).
+pub fn segment(s: &str) -> String {
+    encode(s, false)
+}
+
+/// Percent-encodes a KV key, keeping its `/` separators.
+pub fn key_path(s: &str) -> String {
+    encode(s.trim_start_matches('/'), true)
+}
+
+fn encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        let plain = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/');
+        if plain {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{ConsulConfig, ConsulTls};
+
+    fn endpoint(tls: ConsulTls) -> Endpoint {
+        let config = ConsulConfig {
+            address: "https://consul:8501".into(),
+            tls: Some(tls),
+            ..ConsulConfig::default()
+        };
+        super::super::address::resolve(&config, &|_| None).unwrap()
+    }
+
+    #[test]
+    fn paths_are_encoded() {
+        assert_eq!(segment("web app/1"), "web%20app%2F1");
+        assert_eq!(key_path("/config/app name"), "config/app%20name");
+    }
+
+    #[test]
+    fn missing_or_bad_tls_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = ConsulClient::new(&endpoint(ConsulTls {
+            ca_file: Some(dir.path().join("nope.pem")),
+            verify: true,
+            ..ConsulTls::default()
+        }))
+        .err()
+        .unwrap();
+        assert_eq!(e.at, "consul.tls.cafile");
+        assert!(e.what.contains("cannot read the CA certificate"), "{e}");
+
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let e = ConsulClient::new(&endpoint(ConsulTls {
+            ca_file: Some(junk.clone()),
+            verify: true,
+            ..ConsulTls::default()
+        }))
+        .err()
+        .unwrap();
+        assert!(e.what.contains("holds no PEM certificate"), "{e}");
+
+        let e = ConsulClient::new(&endpoint(ConsulTls {
+            ca_path: Some(dir.path().to_path_buf()),
+            verify: true,
+            ..ConsulTls::default()
+        }))
+        .err()
+        .unwrap();
+        assert_eq!(e.at, "consul.tls.capath");
+
+        let e = ConsulClient::new(&endpoint(ConsulTls {
+            client_cert: Some(junk.clone()),
+            client_key: Some(junk),
+            verify: true,
+            ..ConsulTls::default()
+        }))
+        .err()
+        .unwrap();
+        assert_eq!(e.at, "consul.tls.clientcert");
+        assert!(e.what.contains("client identity"), "{e}");
+    }
+
+    #[test]
+    fn a_plain_endpoint_builds() {
+        let config = ConsulConfig {
+            address: "127.0.0.1:8500".into(),
+            token: Some("secret".into()),
+            ..ConsulConfig::default()
+        };
+        let ep = super::super::address::resolve(&config, &|_| None).unwrap();
+        let client = ConsulClient::new(&ep).unwrap();
+        assert_eq!(client.display_url(), "http://127.0.0.1:8500");
+    }
+}

@@ -1,0 +1,652 @@
+//! Jobs' registrations in Consul.
+//!
+//! Each advertised job gets one small task (a [`ServiceAgent`]) that owns its
+//! registration. Jobs tell it what they want (registered and passing or
+//! critical, or gone); the task brings the agent in line, one call at a time
+//! and in order, so a TTL update can never overtake the registration it
+//! needs. When a call fails it retries with backoff and keeps only the
+//! latest wish, so an outage causes neither a queue nor a storm. It registers
+//! again when:
+//! - a TTL update is refused because the agent does not know the check
+//!   (the agent restarted and lost its state, or an operator removed it);
+//! - the agent answers again after an outage ([`ConsulClient::agent_returns`]);
+//! - a reload changed the job's registration.
+
+use super::backoff::Backoff;
+use super::client::{CallError, ConsulClient, segment};
+use super::interfaces::{self, Choice, IfaceAddr};
+use super::{BoxFuture, ServiceRegistry};
+use crate::config::model::JobConfig;
+use crate::environ::{Environ, env_name};
+use crate::jobs::machine::ServiceAction;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+/// First retry after a failed call; doubles up to [`RETRY_MAX`]. Small enough
+/// that a service is back within a few seconds of the agent's return.
+const RETRY_INITIAL: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(3);
+
+/// What one job registers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDef {
+    /// `<name>-<hostname>`.
+    pub id: String,
+    pub name: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub tags: Vec<String>,
+    pub meta: BTreeMap<String, String>,
+    /// The TTL check's TTL; `None` for a job without a health check (it is
+    /// registered without a check, so Consul counts it as passing).
+    pub ttl: Option<Duration>,
+    pub initial_status: Option<String>,
+    pub enable_tag_override: bool,
+    pub deregister_critical_after: Option<String>,
+}
+
+impl ServiceDef {
+    /// The definition for `job`, advertised at `address`; `None` when the
+    /// job has no `port`.
+    pub fn for_job(job: &JobConfig, hostname: &str, address: IpAddr) -> Option<ServiceDef> {
+        let service = job.service.as_ref()?;
+        Some(ServiceDef {
+            id: format!("{}-{}", job.name, hostname),
+            name: job.name.clone(),
+            address,
+            port: service.port,
+            tags: service.tags.clone(),
+            meta: service.meta.clone(),
+            ttl: job.health.as_ref().map(|h| h.ttl),
+            initial_status: service.initial_status.clone(),
+            enable_tag_override: service.enable_tag_override,
+            deregister_critical_after: service.deregister_critical_service_after.clone(),
+        })
+    }
+
+    fn check_id(&self) -> String {
+        format!("service:{}", self.id)
+    }
+
+    /// The body of `PUT /v1/agent/service/register`, with the TTL check in
+    /// `status` (or the initial status, or Consul's default: critical).
+    fn registration(&self, status: Option<Status>) -> serde_json::Value {
+        let mut body = json!({
+            "ID": self.id,
+            "Name": self.name,
+            "Tags": self.tags,
+            "Address": self.address.to_string(),
+            "Port": self.port,
+            "EnableTagOverride": self.enable_tag_override,
+        });
+        if !self.meta.is_empty() {
+            body["Meta"] = json!(self.meta);
+        }
+        if let Some(ttl) = self.ttl {
+            let mut check = json!({
+                "TTL": go_duration(ttl),
+                "Notes": format!("TTL for {} set by autopilot", self.name),
+            });
+            match (status, &self.initial_status) {
+                (Some(s), _) => check["Status"] = json!(s.as_str()),
+                (None, Some(initial)) => check["Status"] = json!(initial),
+                (None, None) => {}
+            }
+            if let Some(after) = &self.deregister_critical_after {
+                check["DeregisterCriticalServiceAfter"] = json!(after);
+            }
+            body["Check"] = check;
+        }
+        body
+    }
+}
+
+/// A duration as Consul reads it (`"10s"`, `"1500ms"`).
+fn go_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// The hostname in service IDs: `$HOSTNAME` if set (Docker sets it to the
+/// container's hostname; tests set it to keep two instances apart), else
+/// the kernel's hostname, as ContainerPilot's `os.Hostname()`.
+pub fn hostname(env: &dyn Fn(&str) -> Option<String>) -> String {
+    env("HOSTNAME")
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+        })
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// A TTL check status we set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Passing,
+    Critical,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Passing => "passing",
+            Status::Critical => "critical",
+        }
+    }
+}
+
+/// The [`ServiceRegistry`] backed by a Consul agent.
+pub struct ConsulRegistry {
+    client: ConsulClient,
+    environ: Environ,
+    hostname: String,
+    /// Advertised jobs by name.
+    services: Mutex<HashMap<String, AgentHandle>>,
+}
+
+struct AgentHandle {
+    def: ServiceDef,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+enum Msg {
+    Action(ServiceAction, oneshot::Sender<()>),
+    Define(ServiceDef),
+}
+
+impl ConsulRegistry {
+    pub fn new(client: ConsulClient, environ: Environ, hostname: String) -> ConsulRegistry {
+        ConsulRegistry {
+            client,
+            environ,
+            hostname,
+            services: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets up the registration of every advertised job in `jobs` and its
+    /// `CONTAINERPILOT_<JOB>_IP`; fails on `interfaces` that match nothing.
+    pub fn define_all(&self, jobs: &[JobConfig]) -> Result<(), String> {
+        let advertised: Vec<&JobConfig> = jobs.iter().filter(|j| j.service.is_some()).collect();
+        if advertised.is_empty() {
+            return Ok(());
+        }
+        let addrs = interfaces::local_addresses()?;
+        let mut errors = Vec::new();
+        for job in advertised {
+            if let Err(e) = self.define(job, &addrs) {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+
+    fn define(&self, job: &JobConfig, addrs: &[IfaceAddr]) -> Result<(), String> {
+        let Some(service) = &job.service else {
+            return Ok(());
+        };
+        let choice = interfaces::choose(&service.interfaces, addrs)
+            .map_err(|e| format!("job `{}`: {e}", job.name))?;
+        let Some(def) = ServiceDef::for_job(job, &self.hostname, choice.ip()) else {
+            return Ok(());
+        };
+        self.environ.set_runtime(
+            &format!("CONTAINERPILOT_{}_IP", env_name(&job.name)),
+            Some(def.address.to_string()),
+        );
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        match services.get_mut(&job.name) {
+            Some(handle) if handle.def == def => {}
+            Some(handle) => {
+                log::info!(
+                    "{}: Consul registration changed; it is sent again",
+                    job.name
+                );
+                handle.def = def.clone();
+                let _ = handle.tx.send(Msg::Define(def));
+            }
+            None => {
+                match &choice {
+                    Choice::Matched { ip, spec } => {
+                        log::info!(
+                            "{}: advertising {ip}:{} (interface spec `{spec}`)",
+                            job.name,
+                            def.port
+                        )
+                    }
+                    Choice::Loopback { ip } => log::warn!(
+                        "{}: no eth0 or other non-loopback IPv4 address; advertising the loopback \
+                         address {ip}:{} (set `interfaces` to choose)",
+                        job.name,
+                        def.port
+                    ),
+                }
+                let (tx, rx) = mpsc::unbounded_channel();
+                let agent = ServiceAgent::new(def.clone(), self.client.clone(), rx);
+                tokio::spawn(agent.run());
+                services.insert(job.name.clone(), AgentHandle { def, tx });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServiceRegistry for ConsulRegistry {
+    fn apply(&self, job: &str, action: ServiceAction) -> BoxFuture {
+        let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(handle) = services.get(job) else {
+            return Box::pin(async {});
+        };
+        let (ack, done) = oneshot::channel();
+        // Sent now, not when the future is polled: the order of calls is the
+        // order of the job's actions even if the futures run out of order.
+        if handle.tx.send(Msg::Action(action, ack)).is_err() {
+            return Box::pin(async {});
+        }
+        Box::pin(async move {
+            let _ = done.await;
+        })
+    }
+
+    fn configure(&self, jobs: &[JobConfig]) {
+        if let Err(e) = self.define_all(jobs) {
+            log::error!("reload: {e}; those jobs keep their previous Consul registration");
+        }
+    }
+}
+
+/// What the job wants in Consul.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Absent,
+    /// Registered; with the last health result, if any yet.
+    Present(Option<Status>),
+}
+
+/// What we believe the agent has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Have {
+    Absent,
+    /// A call failed or the agent came back: register again to be sure.
+    Unknown,
+    /// Registered, with the check status we set last (`None`: the initial one).
+    Registered(Option<Status>),
+}
+
+/// Keeps one job's registration in line with what the job wants.
+struct ServiceAgent {
+    def: ServiceDef,
+    client: ConsulClient,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    returns: watch::Receiver<u64>,
+    want: Want,
+    have: Have,
+    /// A passing result arrived: its TTL must be refreshed even though the
+    /// status did not change.
+    refresh_due: bool,
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+    /// Registered at least once (for "registered again" in the log).
+    registered_once: bool,
+}
+
+/// Why a step did not complete.
+enum StepError {
+    /// Try again after a delay.
+    Retry(String),
+}
+
+impl ServiceAgent {
+    fn new(
+        def: ServiceDef,
+        client: ConsulClient,
+        rx: mpsc::UnboundedReceiver<Msg>,
+    ) -> ServiceAgent {
+        let mut returns = client.agent_returns();
+        returns.mark_unchanged();
+        ServiceAgent {
+            def,
+            client,
+            rx,
+            returns,
+            want: Want::Absent,
+            have: Have::Absent,
+            refresh_due: false,
+            backoff: Backoff::new(RETRY_INITIAL, RETRY_MAX),
+            retry_at: None,
+            registered_once: false,
+        }
+    }
+
+    async fn run(mut self) {
+        let mut returns_open = true;
+        loop {
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    match msg {
+                        Msg::Action(action, ack) => {
+                            let urgent = self.take(action);
+                            if urgent || self.retry_at.is_none() {
+                                self.sync_now().await;
+                            }
+                            let _ = ack.send(());
+                        }
+                        Msg::Define(def) => {
+                            self.def = def;
+                            if matches!(self.have, Have::Registered(_)) {
+                                self.have = Have::Unknown;
+                            }
+                            self.sync_now().await;
+                        }
+                    }
+                }
+                _ = sleep_until(self.retry_at) => self.sync_now().await,
+                changed = self.returns.changed(), if returns_open => {
+                    if changed.is_err() {
+                        returns_open = false;
+                        continue;
+                    }
+                    if matches!(self.have, Have::Registered(_)) {
+                        self.have = Have::Unknown;
+                    }
+                    self.sync_now().await;
+                }
+            }
+        }
+    }
+
+    /// Records a job's action; returns whether it must reach Consul now even
+    /// during a backoff (deregistration before SIGTERM, a new registration).
+    fn take(&mut self, action: ServiceAction) -> bool {
+        match action {
+            ServiceAction::Register => {
+                if self.want == Want::Absent {
+                    self.want = Want::Present(None);
+                }
+                true
+            }
+            ServiceAction::Pass => {
+                self.want = Want::Present(Some(Status::Passing));
+                self.refresh_due = true;
+                false
+            }
+            ServiceAction::Fail => {
+                self.want = Want::Present(Some(Status::Critical));
+                false
+            }
+            ServiceAction::Deregister => {
+                self.want = Want::Absent;
+                self.refresh_due = false;
+                true
+            }
+        }
+    }
+
+    async fn sync_now(&mut self) {
+        match self.sync().await {
+            Ok(()) => {
+                self.backoff.reset();
+                self.retry_at = None;
+            }
+            Err(StepError::Retry(why)) => {
+                if !self.backoff.is_backing_off() {
+                    log::warn!(
+                        "{}: Consul call failed ({why}); retrying with backoff, the job keeps running",
+                        self.def.name
+                    );
+                } else {
+                    log::debug!("{}: Consul call failed again ({why})", self.def.name);
+                }
+                self.retry_at = Some(Instant::now() + self.backoff.next_delay());
+            }
+        }
+    }
+
+    /// Brings the agent in line with `want`; at most a few calls.
+    async fn sync(&mut self) -> Result<(), StepError> {
+        // Register, update, and once more if the update found the check gone.
+        for _ in 0..4 {
+            match (self.want, self.have) {
+                (Want::Absent, Have::Absent) => return Ok(()),
+                (Want::Absent, _) => self.deregister().await?,
+                (Want::Present(status), Have::Absent | Have::Unknown) => {
+                    self.register(status).await?
+                }
+                (Want::Present(want), Have::Registered(have)) => {
+                    let Some(want) = want.filter(|_| self.def.ttl.is_some()) else {
+                        return Ok(());
+                    };
+                    if Some(want) == have && !self.refresh_due {
+                        return Ok(());
+                    }
+                    self.update(want).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn register(&mut self, status: Option<Status>) -> Result<(), StepError> {
+        let body = self.def.registration(status);
+        match self
+            .client
+            .put("/v1/agent/service/register", Some(&body))
+            .await
+        {
+            Ok(_) => {
+                self.have = Have::Registered(status);
+                self.refresh_due = false;
+                let again = if self.registered_once { " again" } else { "" };
+                self.registered_once = true;
+                log::info!(
+                    "{}: registered{again} in Consul as {} at {}:{}{}",
+                    self.def.name,
+                    self.def.id,
+                    self.def.address,
+                    self.def.port,
+                    status
+                        .map(|s| format!(" ({})", s.as_str()))
+                        .unwrap_or_default()
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.have = Have::Unknown;
+                Err(StepError::Retry(format!(
+                    "registering {}: {e}",
+                    self.def.id
+                )))
+            }
+        }
+    }
+
+    async fn update(&mut self, status: Status) -> Result<(), StepError> {
+        let path = format!("/v1/agent/check/update/{}", segment(&self.def.check_id()));
+        let output = match status {
+            Status::Passing => "ok",
+            Status::Critical => "health check failed",
+        };
+        let body = json!({"Status": status.as_str(), "Output": output});
+        match self.client.put(&path, Some(&body)).await {
+            Ok(_) => {
+                self.have = Have::Registered(Some(status));
+                self.refresh_due = false;
+                log::debug!("{}: TTL check set to {}", self.def.name, status.as_str());
+                Ok(())
+            }
+            Err(e) if is_unknown_check(&e) => {
+                log::info!(
+                    "{}: the Consul agent does not know {} (restarted or removed): registering again",
+                    self.def.name,
+                    self.def.check_id()
+                );
+                self.have = Have::Unknown;
+                Ok(())
+            }
+            Err(e) => {
+                self.have = Have::Unknown;
+                Err(StepError::Retry(format!(
+                    "updating {}: {e}",
+                    self.def.check_id()
+                )))
+            }
+        }
+    }
+
+    async fn deregister(&mut self) -> Result<(), StepError> {
+        let path = format!("/v1/agent/service/deregister/{}", segment(&self.def.id));
+        match self.client.put(&path, None).await {
+            Ok(_) => {
+                log::info!(
+                    "{}: deregistered {} from Consul",
+                    self.def.name,
+                    self.def.id
+                );
+                self.have = Have::Absent;
+                Ok(())
+            }
+            Err(e) if is_unknown_service(&e) => {
+                self.have = Have::Absent;
+                Ok(())
+            }
+            Err(e) => Err(StepError::Retry(format!(
+                "deregistering {}: {e}",
+                self.def.id
+            ))),
+        }
+    }
+}
+
+/// The agent's answer to a TTL update for a check it does not have.
+fn is_unknown_check(e: &CallError) -> bool {
+    match e {
+        CallError::Status { status: 404, .. } => true,
+        CallError::Status { body, .. } => {
+            let b = body.to_ascii_lowercase();
+            b.contains("unknown check")
+                || b.contains("does not have associated ttl")
+                || b.contains("not found")
+        }
+        CallError::Unreachable(_) => false,
+    }
+}
+
+/// The agent's answer to deregistering a service it does not have.
+fn is_unknown_service(e: &CallError) -> bool {
+    match e {
+        CallError::Status { status: 404, .. } => true,
+        CallError::Status { body, .. } => body.to_ascii_lowercase().contains("unknown service"),
+        CallError::Unreachable(_) => false,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def() -> ServiceDef {
+        ServiceDef {
+            id: "web-host1".into(),
+            name: "web".into(),
+            address: "10.0.0.5".parse().unwrap(),
+            port: 8080,
+            tags: vec!["a".into(), "b".into()],
+            meta: BTreeMap::from([("version".to_string(), "1.2".to_string())]),
+            ttl: Some(Duration::from_secs(10)),
+            initial_status: Some("warning".into()),
+            enable_tag_override: true,
+            deregister_critical_after: Some("10m".into()),
+        }
+    }
+
+    #[test]
+    fn the_registration_carries_every_field() {
+        let body = def().registration(None);
+        assert_eq!(body["ID"], "web-host1");
+        assert_eq!(body["Name"], "web");
+        assert_eq!(body["Address"], "10.0.0.5");
+        assert_eq!(body["Port"], 8080);
+        assert_eq!(body["Tags"], json!(["a", "b"]));
+        assert_eq!(body["Meta"]["version"], "1.2");
+        assert_eq!(body["EnableTagOverride"], true);
+        assert_eq!(body["Check"]["TTL"], "10s");
+        assert_eq!(body["Check"]["Status"], "warning");
+        assert_eq!(body["Check"]["DeregisterCriticalServiceAfter"], "10m");
+        // A known health result wins over the initial status.
+        assert_eq!(
+            def().registration(Some(Status::Passing))["Check"]["Status"],
+            "passing"
+        );
+    }
+
+    #[test]
+    fn without_initial_status_consul_decides_and_without_health_there_is_no_check() {
+        let mut d = def();
+        d.initial_status = None;
+        assert!(d.registration(None)["Check"].get("Status").is_none());
+        d.ttl = None;
+        d.meta.clear();
+        let body = d.registration(None);
+        assert!(body.get("Check").is_none());
+        assert!(body.get("Meta").is_none());
+    }
+
+    #[test]
+    fn durations_in_go_syntax() {
+        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn hostname_prefers_the_environment() {
+        assert_eq!(hostname(&|_| Some("box-1".into())), "box-1");
+        assert!(!hostname(&|_| None).is_empty());
+        assert!(!hostname(&|_| Some("  ".into())).is_empty());
+    }
+
+    #[test]
+    fn unknown_check_answers_are_recognised() {
+        let status = |status, body: &str| CallError::Status {
+            status,
+            body: body.into(),
+        };
+        assert!(is_unknown_check(&status(404, "")));
+        assert!(is_unknown_check(&status(
+            500,
+            "Unknown check \"service:web-1\""
+        )));
+        assert!(is_unknown_check(&status(
+            500,
+            "CheckID \"x\" does not have associated TTL"
+        )));
+        assert!(!is_unknown_check(&status(500, "No cluster leader")));
+        assert!(!is_unknown_check(&CallError::Unreachable("refused".into())));
+        assert!(is_unknown_service(&status(
+            500,
+            "Unknown service \"web-1\""
+        )));
+    }
+}

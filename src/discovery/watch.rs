@@ -1,0 +1,431 @@
+//! Watches: Consul data followed with blocking queries, turned into events.
+//!
+//! Each watch is one task with its own state (never shared by service name,
+//! so two watches of one service with different tags or datacenters stay
+//! apart). The task keeps one blocking query open: Consul answers as soon as
+//! the data changes, or after [`WAIT`] with no change. So a change arrives in
+//! milliseconds and an idle watch costs one request per [`WAIT`].
+//!
+//! The watch's `interval` is the minimum spacing between two publications,
+//! not a poll period: changes that come faster are folded into the next
+//! publication. A publication first updates the environment and the watch's
+//! file (see [`super::payload`]), then publishes `changed` (and, for a
+//! service, `healthy`/`unhealthy` when that flips), so a job started by the
+//! event sees the new data. The first state observed is published once at
+//! startup, so a hook can act on an upstream that was already up or gone.
+//!
+//! Errors never look like a change: the last known state stays, and the
+//! query is retried with backoff.
+
+use super::backoff::Backoff;
+use super::client::{Blocking, ConsulClient, Reply, key_path, segment};
+use super::payload::{self, Instance, KvEntry, RuntimeDir};
+use crate::config::model::{WatchConfig, WatchTarget};
+use crate::environ::Environ;
+use crate::events::{Bus, Event, EventCode};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long one blocking query may wait for a change. Consul caps `wait` at
+/// 10 minutes; a minute keeps dead connections from lingering.
+pub const WAIT: Duration = Duration::from_secs(60);
+/// Retry delays after a failed query.
+const RETRY_INITIAL: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(3);
+/// Bounds on the spacing between two queries' starts (the watch's
+/// `interval`, clamped): a rate limit for a flapping service, as Consul's
+/// blocking-query guide asks. Folding is harmless: nothing can be published
+/// before `interval` has passed anyway.
+const MIN_QUERY_SPACING: Duration = Duration::from_millis(10);
+const MAX_QUERY_SPACING: Duration = Duration::from_secs(1);
+
+/// What a watch saw.
+#[derive(Debug, Clone, PartialEq)]
+enum Snapshot {
+    Service(Vec<Instance>),
+    Key(Option<KvEntry>),
+    Prefix(Vec<KvEntry>),
+}
+
+impl Snapshot {
+    /// Whether `self` and `other` are the same for the watch's events.
+    fn same(&self, other: &Snapshot) -> bool {
+        match (self, other) {
+            (Snapshot::Service(a), Snapshot::Service(b)) => payload::same_instances(a, b),
+            (Snapshot::Key(a), Snapshot::Key(b)) => {
+                a.as_ref().map(|e| &e.value) == b.as_ref().map(|e| &e.value)
+            }
+            (Snapshot::Prefix(a), Snapshot::Prefix(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    fn healthy(&self) -> Option<bool> {
+        match self {
+            Snapshot::Service(list) => Some(!list.is_empty()),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Snapshot::Service(list) if list.is_empty() => "no passing instances".into(),
+            Snapshot::Service(list) => {
+                let shown: Vec<String> = list.iter().take(5).map(Instance::host_port).collect();
+                let more = if list.len() > 5 { ", ..." } else { "" };
+                format!("{} passing ({}{more})", list.len(), shown.join(", "))
+            }
+            Snapshot::Key(None) => "no such key".into(),
+            Snapshot::Key(Some(e)) => format!("{} bytes", e.value.as_ref().map_or(0, Vec::len)),
+            Snapshot::Prefix(list) => format!("{} keys", list.len()),
+        }
+    }
+}
+
+type Query = Pin<Box<dyn Future<Output = Result<(Snapshot, Option<u64>), String>> + Send>>;
+
+/// Everything a watch task needs.
+pub struct Watch {
+    config: WatchConfig,
+    client: ConsulClient,
+    bus: Bus,
+    environ: Environ,
+    /// Keeps the directory alive while the watch runs.
+    dir: Arc<RuntimeDir>,
+    file: PathBuf,
+    env_prefix: String,
+    source: String,
+}
+
+impl Watch {
+    pub fn new(
+        config: WatchConfig,
+        client: ConsulClient,
+        bus: Bus,
+        environ: Environ,
+        dir: Arc<RuntimeDir>,
+    ) -> Watch {
+        let extension = match config.target {
+            WatchTarget::Key { .. } => "value",
+            _ => "json",
+        };
+        Watch {
+            file: dir.file_for(&config.name, extension),
+            env_prefix: payload::env_prefix(&config.name),
+            source: config.source(),
+            config,
+            client,
+            bus,
+            environ,
+            dir,
+        }
+    }
+
+    /// Runs until autopilot exits.
+    pub async fn run(self) {
+        let mut index = 0u64;
+        let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
+        let mut latest: Option<Snapshot> = None;
+        let mut published: Option<Snapshot> = None;
+        let mut next_publish = Instant::now();
+        let mut failing = false;
+        let spacing = self
+            .config
+            .interval
+            .clamp(MIN_QUERY_SPACING, MAX_QUERY_SPACING);
+        let mut started = Instant::now();
+        let mut query = self.query(Blocking { index, wait: WAIT }, Duration::ZERO);
+        log::debug!(
+            "{}: watching {} in Consul",
+            self.source,
+            self.describe_target()
+        );
+        loop {
+            let pending = match (&latest, &published) {
+                (Some(l), Some(p)) => !l.same(p),
+                (Some(_), None) => true,
+                _ => false,
+            };
+            tokio::select! {
+                result = &mut query => {
+                    let sent = index;
+                    let delay = match result {
+                        Ok((snapshot, got)) => {
+                            if failing {
+                                failing = false;
+                                log::info!("{}: Consul answers again", self.source);
+                            }
+                            index = next_index(sent, got);
+                            let elapsed = started.elapsed();
+                            latest = Some(snapshot);
+                            // An answer without a change long before `wait` ran out
+                            // is not how blocking queries behave: slow down.
+                            if got.is_none() || (sent != 0 && got == Some(sent) && elapsed < WAIT / 2) {
+                                log::debug!("{}: early answer without a change (index {got:?})", self.source);
+                                backoff.next_delay()
+                            } else {
+                                backoff.reset();
+                                spacing.saturating_sub(elapsed)
+                            }
+                        }
+                        Err(e) => {
+                            if !failing {
+                                failing = true;
+                                log::warn!("{}: cannot read {} from Consul ({e}); keeping the last known state and retrying", self.source, self.describe_target());
+                            }
+                            backoff.next_delay()
+                        }
+                    };
+                    started = Instant::now() + delay;
+                    query = self.query(Blocking { index, wait: WAIT }, delay);
+                }
+                _ = tokio::time::sleep_until(next_publish), if pending => {
+                    let Some(now) = latest.clone() else { continue };
+                    self.publish(published.as_ref(), &now).await;
+                    published = Some(now);
+                    next_publish = Instant::now() + self.config.interval;
+                }
+            }
+        }
+    }
+
+    fn describe_target(&self) -> String {
+        match &self.config.target {
+            WatchTarget::Service { service, tag, dc } => {
+                let mut s = format!("service `{service}`");
+                if let Some(tag) = tag {
+                    s.push_str(&format!(" tagged `{tag}`"));
+                }
+                if let Some(dc) = dc {
+                    s.push_str(&format!(" in datacenter `{dc}`"));
+                }
+                s
+            }
+            WatchTarget::Key { key, .. } => format!("key `{key}`"),
+            WatchTarget::Prefix { prefix, .. } => format!("keys under `{prefix}`"),
+        }
+    }
+
+    /// One blocking query, started after `delay`.
+    fn query(&self, blocking: Blocking, delay: Duration) -> Query {
+        let client = self.client.clone();
+        let target = self.config.target.clone();
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let (path, params) = request(&target);
+            let reply = client
+                .get(&path, &params, Some(blocking))
+                .await
+                .map_err(|e| e.to_string())?;
+            let snapshot = parse(&target, &reply)?;
+            Ok((snapshot, reply.index))
+        })
+    }
+
+    /// Updates the environment and file, then publishes the events.
+    async fn publish(&self, before: Option<&Snapshot>, now: &Snapshot) {
+        let (vars, bytes) = match now {
+            Snapshot::Service(list) => (
+                payload::instance_vars(&self.env_prefix, list, &self.file),
+                payload::instances_json(list),
+            ),
+            Snapshot::Key(entry) => (
+                payload::key_vars(&self.env_prefix, entry.as_ref(), &self.file),
+                entry
+                    .as_ref()
+                    .and_then(|e| e.value.clone())
+                    .unwrap_or_default(),
+            ),
+            Snapshot::Prefix(entries) => (
+                payload::prefix_vars(&self.env_prefix, entries, &self.file),
+                payload::prefix_json(entries),
+            ),
+        };
+        if let Err(e) = payload::write_atomic(self.file.clone(), bytes).await {
+            log::error!("{}: {e} (in {})", self.source, self.dir.path().display());
+        }
+        for (key, value) in vars {
+            self.environ.set_runtime(&key, value);
+        }
+        log::info!("{}: {}", self.source, now.describe());
+        self.bus
+            .publish(Event::new(EventCode::Changed, &self.source));
+        if let Some(healthy) = now.healthy()
+            && before.and_then(Snapshot::healthy) != Some(healthy)
+        {
+            let code = if healthy {
+                EventCode::Healthy
+            } else {
+                EventCode::Unhealthy
+            };
+            self.bus.publish(Event::new(code, &self.source));
+        }
+    }
+}
+
+/// The path and parameters of a watch's query.
+fn request(target: &WatchTarget) -> (String, Vec<(&'static str, String)>) {
+    let mut params = Vec::new();
+    let path = match target {
+        WatchTarget::Service { service, tag, dc } => {
+            params.push(("passing", "1".to_string()));
+            if let Some(tag) = tag {
+                params.push(("tag", tag.clone()));
+            }
+            if let Some(dc) = dc {
+                params.push(("dc", dc.clone()));
+            }
+            format!("/v1/health/service/{}", segment(service))
+        }
+        WatchTarget::Key { key, dc } => {
+            if let Some(dc) = dc {
+                params.push(("dc", dc.clone()));
+            }
+            format!("/v1/kv/{}", key_path(key))
+        }
+        WatchTarget::Prefix { prefix, dc } => {
+            params.push(("recurse", "true".to_string()));
+            if let Some(dc) = dc {
+                params.push(("dc", dc.clone()));
+            }
+            format!("/v1/kv/{}", key_path(prefix))
+        }
+    };
+    (path, params)
+}
+
+/// Reads a query's answer. A missing key is data (404), anything else but
+/// 200 is an error.
+fn parse(target: &WatchTarget, reply: &Reply) -> Result<Snapshot, String> {
+    let is_kv = !matches!(target, WatchTarget::Service { .. });
+    if is_kv && reply.status == 404 {
+        return Ok(match target {
+            WatchTarget::Key { .. } => Snapshot::Key(None),
+            _ => Snapshot::Prefix(Vec::new()),
+        });
+    }
+    if reply.status != 200 {
+        let body = String::from_utf8_lossy(&reply.body);
+        let body = body.trim();
+        let hint = match reply.status {
+            403 => " (the ACL token may not read this)",
+            _ => "",
+        };
+        return Err(format!(
+            "HTTP {}{hint}: {}",
+            reply.status,
+            body.chars().take(200).collect::<String>()
+        ));
+    }
+    match target {
+        WatchTarget::Service { .. } => payload::parse_health(&reply.body).map(Snapshot::Service),
+        WatchTarget::Key { key, .. } => {
+            let entries = payload::parse_kv(&reply.body)?;
+            let key = key.trim_start_matches('/');
+            Ok(Snapshot::Key(entries.into_iter().find(|e| e.key == key)))
+        }
+        WatchTarget::Prefix { .. } => payload::parse_kv(&reply.body).map(Snapshot::Prefix),
+    }
+}
+
+/// The index for the next query, per Consul's blocking-query guide: reset to
+/// 0 when it goes backwards (the agent or cluster restarted, a snapshot was
+/// restored), never block on 0 after the first answer, and without an index
+/// (no `X-Consul-Index`) start over.
+fn next_index(sent: u64, got: Option<u64>) -> u64 {
+    match got {
+        None => 0,
+        Some(n) if n < sent => 0,
+        Some(0) => 1,
+        Some(n) => n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_resets_when_it_goes_backwards() {
+        assert_eq!(next_index(0, Some(42)), 42);
+        assert_eq!(next_index(42, Some(42)), 42);
+        assert_eq!(next_index(42, Some(50)), 50);
+        assert_eq!(next_index(42, Some(7)), 0);
+        assert_eq!(next_index(0, Some(0)), 1);
+        assert_eq!(next_index(42, None), 0);
+    }
+
+    #[test]
+    fn service_queries_ask_for_passing_instances_with_filters() {
+        let (path, params) = request(&WatchTarget::Service {
+            service: "db".into(),
+            tag: Some("primary".into()),
+            dc: Some("dc2".into()),
+        });
+        assert_eq!(path, "/v1/health/service/db");
+        assert!(params.contains(&("passing", "1".into())));
+        assert!(params.contains(&("tag", "primary".into())));
+        assert!(params.contains(&("dc", "dc2".into())));
+        let (path, params) = request(&WatchTarget::Prefix {
+            prefix: "/app/config".into(),
+            dc: None,
+        });
+        assert_eq!(path, "/v1/kv/app/config");
+        assert_eq!(params, vec![("recurse", "true".to_string())]);
+    }
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            index: Some(1),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_missing_key_is_data_but_other_errors_are_not() {
+        let key = WatchTarget::Key {
+            key: "app/flag".into(),
+            dc: None,
+        };
+        assert_eq!(parse(&key, &reply(404, "")).unwrap(), Snapshot::Key(None));
+        let got = parse(&key, &reply(200, r#"[{"Key":"app/flag","Value":"b24="}]"#)).unwrap();
+        assert!(
+            matches!(got, Snapshot::Key(Some(ref e)) if e.value.as_deref() == Some(&b"on"[..]))
+        );
+        assert!(
+            parse(&key, &reply(403, "Permission denied"))
+                .unwrap_err()
+                .contains("ACL")
+        );
+        let service = WatchTarget::Service {
+            service: "db".into(),
+            tag: None,
+            dc: None,
+        };
+        assert!(parse(&service, &reply(404, "")).is_err());
+        assert!(
+            parse(&service, &reply(500, "No cluster leader"))
+                .unwrap_err()
+                .contains("No cluster leader")
+        );
+    }
+
+    #[test]
+    fn kv_changes_compare_values_only() {
+        let entry = |v: &str| KvEntry {
+            key: "k".into(),
+            value: Some(v.as_bytes().to_vec()),
+        };
+        assert!(Snapshot::Key(Some(entry("a"))).same(&Snapshot::Key(Some(entry("a")))));
+        assert!(!Snapshot::Key(Some(entry("a"))).same(&Snapshot::Key(Some(entry("b")))));
+        assert!(!Snapshot::Key(None).same(&Snapshot::Key(Some(entry("a")))));
+        assert!(!Snapshot::Prefix(vec![entry("a")]).same(&Snapshot::Prefix(vec![])));
+    }
+}
