@@ -388,7 +388,16 @@ mod tests {
 
     #[test]
     fn migrate_takes_an_output_file_and_the_app() {
-        let c = p(&["migrate", "-config", "old.json", "-out", "new.json5", "/bin/app", "-x"]).unwrap();
+        let c = p(&[
+            "migrate",
+            "-config",
+            "old.json",
+            "-out",
+            "new.json5",
+            "/bin/app",
+            "-x",
+        ])
+        .unwrap();
         assert_eq!(
             c.action,
             Action::Migrate {
@@ -396,7 +405,10 @@ mod tests {
             }
         );
         assert_eq!(c.rest, vec!["/bin/app", "-x"]);
-        assert_eq!(p(&["migrate"]).unwrap().action, Action::Migrate { out: None });
+        assert_eq!(
+            p(&["migrate"]).unwrap().action,
+            Action::Migrate { out: None }
+        );
     }
 
     #[test]

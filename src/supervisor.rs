@@ -390,7 +390,9 @@ impl Supervisor {
                         let _ = rx.await;
                     }
                 }
-                Ok(Err(e)) => log::error!("SIGHUP: the config has errors; the running one stays:\n{e}"),
+                Ok(Err(e)) => {
+                    log::error!("SIGHUP: the config has errors; the running one stays:\n{e}")
+                }
                 Err(e) => log::error!("SIGHUP: reloading failed: {e}"),
             }
         });

@@ -12,3 +12,4 @@ mod it_harness;
 mod it_reaping;
 mod it_shutdown;
 mod it_telemetry;
+mod it_v2;

@@ -267,7 +267,10 @@ fn every_v2_corpus_config_translates_and_has_a_plan() {
                 );
                 let plan = crate::plan::plan(config).to_string();
                 assert!(plan.contains("ContainerPilot 2"), "{name}:\n{plan}");
-                assert!(plan.contains(&format!("job {} (", app.name)), "{name}:\n{plan}");
+                assert!(
+                    plan.contains(&format!("job {} (", app.name)),
+                    "{name}:\n{plan}"
+                );
             }
             (Err(err), true) => assert_located(&name, &err),
             (Ok(_), true) => {
@@ -304,16 +307,20 @@ fn every_v2_corpus_config_migrates_to_the_same_plan() {
         let text = migration.text;
         let result = super::load_str(&text, "migrated.json5", &HashMap::new());
         if !migration.todo.is_empty() {
-            let err = result.err().unwrap_or_else(|| panic!("{name}: loads despite {:?}", migration.todo));
+            let err = result
+                .err()
+                .unwrap_or_else(|| panic!("{name}: loads despite {:?}", migration.todo));
             assert!(
-                err.errors().all(|d| d.message.contains("cannot be a Consul service name")),
+                err.errors()
+                    .all(|d| d.message.contains("cannot be a Consul service name")),
                 "{name}:\n{err}"
             );
             needs_edit.push(name);
             continue;
         }
-        let again = result
-            .unwrap_or_else(|e| panic!("{name}: the migrated config does not load:\n{e}\n\n{text}"));
+        let again = result.unwrap_or_else(|e| {
+            panic!("{name}: the migrated config does not load:\n{e}\n\n{text}")
+        });
         assert_eq!(again.config.signals, SignalMode::V3, "{name}");
         assert_eq!(
             super::migrate::comparable_plan(&loaded.config),

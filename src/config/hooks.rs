@@ -139,11 +139,11 @@ pub fn expand(
     created: &mut Vec<Created>,
 ) -> Vec<JobConfig> {
     let mut out = Vec::with_capacity(4);
-    if let Some(hook) = &hooks.pre_start {
-        if let Some(pre) = pre_start(&mut job, hook, rep) {
-            record(created, &pre, hook);
-            out.push(pre);
-        }
+    if let Some(hook) = &hooks.pre_start
+        && let Some(pre) = pre_start(&mut job, hook, rep)
+    {
+        record(created, &pre, hook);
+        out.push(pre);
     }
     let owner = job.name.clone();
     out.push(job);
@@ -255,9 +255,7 @@ pub fn report_clashes(jobs: &[JobConfig], created: &[Created], rep: &mut Reporte
                     "this hook becomes the job `{}`, but another job already has that name",
                     c.name
                 ),
-                Some(
-                    "hook jobs are named `<job or watch>.<hook>`: rename the other job".into(),
-                ),
+                Some("hook jobs are named `<job or watch>.<hook>`: rename the other job".into()),
             );
         }
     }
@@ -391,6 +389,31 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_labels_hook_jobs_and_exit_on_failure() {
+        let loaded = parse_str(
+            r#"{jobs: [
+                {name: "app", exec: "/bin/app", hooks: {preStart: "/bin/prep", preStop: "/bin/drain"}},
+                {name: "setup", exec: "/bin/setup", exitOnFailure: true},
+              ]}"#,
+            "t.json5",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let plan = crate::plan::plan(&loaded.config).to_string();
+        for line in [
+            "job app.preStart (line 2)",
+            "  hook      preStart of `app`: `app` starts once it succeeds; \
+             if it fails, autopilot exits with its exit code",
+            "  hook      preStop of `app`: `app` waits for it before its SIGTERM",
+            "  hooks     `app.preStop` runs once `app` emits stopping",
+            "  failure   if it fails, autopilot shuts down and exits with its exit code",
+        ] {
+            assert!(plan.lines().any(|l| l == line), "missing {line:?}:\n{plan}");
+        }
+        // The preStart's own failure rule is in its `hook` line, not repeated.
+        assert_eq!(plan.matches("  failure ").count(), 1, "{plan}");
+    }
+
+    #[test]
     fn on_change_on_a_watch_is_a_job() {
         let loaded = parse_str(
             r#"{jobs: [{name: "app", exec: "/bin/app"}],
@@ -404,10 +427,7 @@ mod tests {
             c.jobs[1].when,
             on_event(EventCode::Changed, "watch.db", Repeat::Each)
         );
-        assert_eq!(
-            recognize(c, &c.jobs[1]),
-            Some((HookKind::OnChange, "db"))
-        );
+        assert_eq!(recognize(c, &c.jobs[1]), Some((HookKind::OnChange, "db")));
     }
 
     fn errors(text: &str) -> Vec<String> {
@@ -427,8 +447,10 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["jobs[0].hooks.preStart: a `preStart` hook needs a job that starts once, \
-              and `t` starts on a timer (`when.interval`)"]
+            [
+                "jobs[0].hooks.preStart: a `preStart` hook needs a job that starts once, \
+              and `t` starts on a timer (`when.interval`)"
+            ]
         );
     }
 
@@ -440,15 +462,20 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["jobs[0].hooks.preStop: this hook becomes the job `a.preStop`, \
-              but another job already has that name"]
+            [
+                "jobs[0].hooks.preStop: this hook becomes the job `a.preStop`, \
+              but another job already has that name"
+            ]
         );
     }
 
     #[test]
     fn unknown_hooks_get_a_suggestion() {
         let e = errors(r#"{jobs: [{name: "a", exec: "x", hooks: {preStrat: "p"}}]}"#);
-        assert_eq!(e, ["jobs[0].hooks.preStrat: unknown key `preStrat` in `jobs[0].hooks`"]);
+        assert_eq!(
+            e,
+            ["jobs[0].hooks.preStrat: unknown key `preStrat` in `jobs[0].hooks`"]
+        );
         let e = errors(r#"{jobs: [{name: "a", exec: "x", hooks: {preStart: ""}}]}"#);
         assert_eq!(e, ["jobs[0].hooks.preStart: the command is empty"]);
     }

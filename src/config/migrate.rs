@@ -112,14 +112,12 @@ pub fn to_json5(config: &Config, source: &str) -> String {
 fn header(config: &Config, source: &str) -> String {
     let mut lines = vec![format!("Written by `autopilot migrate` from {source},")];
     if config.signals == SignalMode::V2 {
-        lines.push(
-            "a ContainerPilot 2 config, as the same setup in ContainerPilot 3 terms.".into(),
-        );
+        lines
+            .push("a ContainerPilot 2 config, as the same setup in ContainerPilot 3 terms.".into());
         lines.push(String::new());
         lines.push("Before using it:".into());
         lines.push(
-            "- Template values were filled in from the environment of the `migrate` run:"
-                .into(),
+            "- Template values were filled in from the environment of the `migrate` run:".into(),
         );
         lines.push(
             "  put the template references back where a value should come from the container."
@@ -136,8 +134,7 @@ fn header(config: &Config, source: &str) -> String {
             ),
         }
         lines.push(
-            "- Signals now mean what they do in ContainerPilot 3: SIGUSR1 no longer toggles"
-                .into(),
+            "- Signals now mean what they do in ContainerPilot 3: SIGUSR1 no longer toggles".into(),
         );
         lines.push(
             "  maintenance (run `autopilot -maintenance enable|disable`) and SIGHUP no longer"
@@ -459,9 +456,10 @@ fn watch_value(config: &Config, w: &WatchConfig) -> J {
     if w.interval != DEFAULT_WATCH_INTERVAL {
         fields.push(field("interval", seconds(w.interval)));
     }
-    let on_change = config.jobs.iter().find(|j| {
-        hooks::recognize(config, j) == Some((HookKind::OnChange, w.name.as_str()))
-    });
+    let on_change = config
+        .jobs
+        .iter()
+        .find(|j| hooks::recognize(config, j) == Some((HookKind::OnChange, w.name.as_str())));
     if let Some(exec) = on_change.and_then(|j| j.exec.as_ref()) {
         fields.push(field("onChange", exec_value(exec)));
     }
@@ -746,8 +744,16 @@ mod tests {
     #[test]
     fn a_v2_config_migrates_to_the_same_jobs_and_watches() {
         let (before, text, after) = round_trip(FULL, &["/bin/app", "-x", "two words"]);
-        assert_eq!(comparable(before.clone()), comparable(after.clone()), "\n{text}");
-        assert_eq!(comparable_plan(&before), comparable_plan(&after), "\n{text}");
+        assert_eq!(
+            comparable(before.clone()),
+            comparable(after.clone()),
+            "\n{text}"
+        );
+        assert_eq!(
+            comparable_plan(&before),
+            comparable_plan(&after),
+            "\n{text}"
+        );
         assert!(text.contains("hooks: {"), "{text}");
         assert!(text.contains("onChange: \"/bin/reload db\""), "{text}");
         assert!(text.contains("// The app ContainerPilot 2 took"), "{text}");

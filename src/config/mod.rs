@@ -49,7 +49,9 @@ pub struct LoadOptions {
     /// what to run.
     pub app: Vec<String>,
     /// How translated ContainerPilot 2 sensors call autopilot back
-    /// (`-putmetric`); `autopilot` (found on PATH) when not given.
+    /// (`-putmetric`). When not given: the running binary, else `autopilot`
+    /// from PATH. Loads that cannot pass it (a reload through the control
+    /// socket) thus still get the same jobs.
     pub self_exe: Option<PathBuf>,
 }
 
@@ -108,7 +110,10 @@ pub fn load_source(
 }
 
 /// Renders the template of a source without parsing the result (`-template`).
-pub fn render_source(source: &Source, env: &HashMap<String, String>) -> Result<String, ConfigError> {
+pub fn render_source(
+    source: &Source,
+    env: &HashMap<String, String>,
+) -> Result<String, ConfigError> {
     match source {
         Source::File(path) => render_only(path, env),
         Source::Inline(text) => render(text, INLINE_LABEL, env),
@@ -181,7 +186,8 @@ pub fn load_str_with(
         app: render_app(&options.app, env)?,
         self_exe: options
             .self_exe
-            .as_ref()
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
             .map_or_else(|| "autopilot".to_string(), |p| p.display().to_string()),
     };
     // Positions after rendering are in the rendered text; when the template
@@ -236,7 +242,10 @@ fn render_app(words: &[String], env: &HashMap<String, String>) -> Result<Vec<Str
             })
         })
         .collect::<Result<_, _>>()?;
-    if rendered.first().is_some_and(|program| program.trim().is_empty()) {
+    if rendered
+        .first()
+        .is_some_and(|program| program.trim().is_empty())
+    {
         return Err(ConfigError::single(Diagnostic::unlocated(
             "the command line",
             format!(
@@ -256,9 +265,9 @@ pub fn parse_str(rendered: &str, origin: &str) -> Result<Loaded, ConfigError> {
 
 fn parse_labelled(rendered: &str, label: &str, input: &v2::Input) -> Result<Loaded, ConfigError> {
     let mut rep = Reporter::new(rendered, label);
-    let config = source::parse_into(&mut rep).and_then(|root| match version::detect(&root) {
-        Version::V3 => Some(decode::decode(&root, &mut rep)),
-        Version::V2 { .. } => Some(v2::translate(&root, input, &mut rep)),
+    let config = source::parse_into(&mut rep).map(|root| match version::detect(&root) {
+        Version::V3 => decode::decode(&root, &mut rep),
+        Version::V2 { .. } => v2::translate(&root, input, &mut rep),
     });
     let failed = rep.has_errors();
     let diagnostics = rep.into_diagnostics();

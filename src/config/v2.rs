@@ -143,7 +143,10 @@ pub fn translate(root: &Spanned<Value>, input: &Input, rep: &mut Reporter<'_>) -
     if let Some(v) = f.get("etcd", rep) {
         let span = f.key_span("etcd").unwrap_or(v.span());
         let (message, hint) = if config.consul.is_some() {
-            ("`etcd` is not supported and is ignored: Consul is used", "remove `etcd`")
+            (
+                "`etcd` is not supported and is ignored: Consul is used",
+                "remove `etcd`",
+            )
         } else {
             (
                 "`etcd` is not supported: this config runs without service discovery \
@@ -232,11 +235,7 @@ pub fn translate(root: &Spanned<Value>, input: &Input, rep: &mut Reporter<'_>) -
         },
         None => When::Startup,
     };
-    for job in services
-        .into_iter()
-        .map(|(job, _)| job)
-        .chain(coprocesses)
-    {
+    for job in services.into_iter().map(|(job, _)| job).chain(coprocesses) {
         config.jobs.push(JobConfig {
             when: with_app.clone(),
             ..job
@@ -385,9 +384,8 @@ fn service(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<(Jo
     let mut f = Fields::open(v, path, "a service", SERVICE_KEYS, rep)?;
     let line = line_of(rep, v);
     let name_value = required(&mut f, "name", rep, "add `\"name\": \"app\"`");
-    let name = name_value.and_then(|n| {
-        values::non_empty_string(n, &f.path_of("name"), rep, "name the service")
-    });
+    let name = name_value
+        .and_then(|n| values::non_empty_string(n, &f.path_of("name"), rep, "name the service"));
     if let (Some(name), Some(n)) = (&name, name_value)
         && !is_service_name(name)
     {
@@ -439,10 +437,18 @@ fn service(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<(Jo
             rep.warning(
                 span,
                 path,
-                format!("missing `{key}`: {} is used", crate::config::duration::format(default)),
+                format!(
+                    "missing `{key}`: {} is used",
+                    crate::config::duration::format(default)
+                ),
                 Some(format!(
                     "add `\"{key}\": {}` ({})",
-                    default.as_secs(),
+                    // Whole seconds as ContainerPilot wrote them, else a duration.
+                    if default.subsec_nanos() == 0 {
+                        default.as_secs().to_string()
+                    } else {
+                        format!("\"{}\"", crate::config::duration::format(default))
+                    },
                     if key == "poll" {
                         "the seconds between two health checks"
                     } else {
@@ -554,8 +560,13 @@ fn coprocess(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<U
     let mut f = Fields::open(v, path, "a coprocess", COPROCESS_KEYS, rep)?;
     let line = line_of(rep, v);
     let name = optional_name(&mut f, rep);
-    let exec = required(&mut f, "command", rep, "add `\"command\": [\"/bin/app\", \"--flag\"]`")
-        .and_then(|c| values::exec(c, &f.path_of("command"), rep));
+    let exec = required(
+        &mut f,
+        "command",
+        rep,
+        "add `\"command\": [\"/bin/app\", \"--flag\"]`",
+    )
+    .and_then(|c| values::exec(c, &f.path_of("command"), rep));
     let restarts = restarts::decode(
         f.get("restarts", rep),
         &f.path_of("restarts"),
@@ -580,8 +591,8 @@ fn task(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<Unname
     let name = optional_name(&mut f, rep);
     let exec = required(&mut f, "command", rep, "add `\"command\": [\"/bin/task\"]`")
         .and_then(|c| values::exec(c, &f.path_of("command"), rep));
-    let frequency = required(&mut f, "frequency", rep, "add `\"frequency\": \"10s\"`").and_then(
-        |v| {
+    let frequency =
+        required(&mut f, "frequency", rep, "add `\"frequency\": \"10s\"`").and_then(|v| {
             values::duration_at_least(
                 v,
                 &f.path_of("frequency"),
@@ -589,8 +600,7 @@ fn task(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<Unname
                 "\"frequency\": \"10s\"",
                 MIN_TASK_DURATION,
             )
-        },
-    );
+        });
     let timeout = f
         .get("timeout", rep)
         .filter(|v| !values::is_blank(v))
@@ -683,7 +693,10 @@ fn telemetry(
                         rep.error(
                             span,
                             &format!("{sensors_path}[{i}].name"),
-                            format!("there is already a sensor for the metric `{}`", full_name(&metric)),
+                            format!(
+                                "there is already a sensor for the metric `{}`",
+                                full_name(&metric)
+                            ),
                             Some("metric names (namespace_subsystem_name) must be unique".into()),
                         );
                     }
@@ -740,18 +753,28 @@ fn sensor(
         "add `\"type\":` with one of: counter, gauge, histogram, summary",
     )
     .and_then(|t| metric_type(t, &f.path_of("type"), rep));
-    let check = required(&mut f, "check", rep, "add `\"check\": [\"/bin/sensor.sh\"]`")
-        .and_then(|c| values::exec(c, &f.path_of("check"), rep));
-    let poll = required(&mut f, "poll", rep, "add `\"poll\": 10`: seconds between two checks")
-        .and_then(|p| {
-            values::duration_at_least(
-                p,
-                &f.path_of("poll"),
-                rep,
-                "\"poll\": 10",
-                MIN_TASK_DURATION,
-            )
-        });
+    let check = required(
+        &mut f,
+        "check",
+        rep,
+        "add `\"check\": [\"/bin/sensor.sh\"]`",
+    )
+    .and_then(|c| values::exec(c, &f.path_of("check"), rep));
+    let poll = required(
+        &mut f,
+        "poll",
+        rep,
+        "add `\"poll\": 10`: seconds between two checks",
+    )
+    .and_then(|p| {
+        values::duration_at_least(
+            p,
+            &f.path_of("poll"),
+            rep,
+            "\"poll\": 10",
+            MIN_TASK_DURATION,
+        )
+    });
     let timeout = f
         .get("timeout", rep)
         .filter(|v| !values::is_blank(v))
@@ -865,7 +888,9 @@ fn top_key_hint(key: &str) -> Option<String> {
             "this is ContainerPilot 3 syntax, but the file is ContainerPilot 2 (it has \
              `services`, `backends` or hooks): write the whole file in one version"
         }
-        "onChange" => "`onChange` belongs in a backend: `\"backends\": [{\"name\": ..., \"onChange\": ...}]`",
+        "onChange" => {
+            "`onChange` belongs in a backend: `\"backends\": [{\"name\": ..., \"onChange\": ...}]`"
+        }
         _ => return None,
     };
     Some(hint.to_string())

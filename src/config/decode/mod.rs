@@ -100,8 +100,9 @@ fn top_key_hint(key: &str) -> Option<String> {
             "`backends` is ContainerPilot 2 syntax: in ContainerPilot 3 they are `watches`"
         }
         "preStart" | "preStop" | "postStop" => {
-            "this hook is ContainerPilot 2 syntax: in ContainerPilot 3 it is a job with a `when` \
-             (e.g. `when: {source: \"app\", once: \"stopping\"}`)"
+            "a top-level hook is ContainerPilot 2 syntax: write it on the job it belongs to, \
+             `hooks: {preStart: \"...\", preStop: \"...\", postStop: \"...\"}`, or as a job \
+             with a `when` (e.g. `when: {source: \"app\", once: \"stopping\"}`)"
         }
         "coprocesses" => {
             "`coprocesses` is ContainerPilot 2 syntax: in ContainerPilot 3 they are jobs with `restarts`"
