@@ -78,6 +78,18 @@ pub fn bind(path: &Path) -> Result<BoundSocket, String> {
             }
         },
     }
+    // A minimal image (FROM scratch) may have no /var/run at all.
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create {}, the control socket's directory: {e}",
+                dir.display()
+            )
+        })?;
+    }
     // The umask makes the socket owner-only from its first moment; the chmod
     // below states the intent and covers filesystems that ignore the umask.
     let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));

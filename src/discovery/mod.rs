@@ -120,6 +120,7 @@ fn start(
                 client.clone(),
                 handle.bus.clone(),
                 handle.environ.clone(),
+                handle.board.clone(),
                 dir.clone(),
             );
             tokio::spawn(task.run());

@@ -23,6 +23,7 @@ use super::payload::{self, Instance, KvEntry, RuntimeDir};
 use crate::config::model::{WatchConfig, WatchTarget};
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
+use crate::jobs::status::{StatusBoard, WatchInstance, WatchStatus};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -94,6 +95,8 @@ pub struct Watch {
     client: ConsulClient,
     bus: Bus,
     environ: Environ,
+    /// Where the status view and telemetry read the latest instances.
+    board: StatusBoard,
     /// Keeps the directory alive while the watch runs.
     dir: Arc<RuntimeDir>,
     file: PathBuf,
@@ -107,6 +110,7 @@ impl Watch {
         client: ConsulClient,
         bus: Bus,
         environ: Environ,
+        board: StatusBoard,
         dir: Arc<RuntimeDir>,
     ) -> Watch {
         let extension = match config.target {
@@ -121,6 +125,7 @@ impl Watch {
             client,
             bus,
             environ,
+            board,
             dir,
         }
     }
@@ -252,6 +257,21 @@ impl Watch {
         }
         for (key, value) in vars {
             self.environ.set_runtime(&key, value);
+        }
+        if let Snapshot::Service(list) = now {
+            self.board.update_watch(WatchStatus {
+                name: self.config.name.clone(),
+                instances: Some(
+                    list.iter()
+                        .map(|i| WatchInstance {
+                            id: i.id.clone(),
+                            address: i.address.clone(),
+                            port: i.port,
+                            tags: i.tags.clone(),
+                        })
+                        .collect(),
+                ),
+            });
         }
         log::info!("{}: {}", self.source, now.describe());
         self.bus
