@@ -1,7 +1,8 @@
 //! ContainerPilot 2 configs, run unchanged: the app from the command line,
 //! the lifecycle hooks in their documented order (docs/v2.md) against a real
-//! Consul, a failing preStart's exit code, v2 signal meanings, `check` on a
-//! v2 file, and `migrate` output that runs and gives the same plan.
+//! Consul, a failing preStart's exit code, v2 signal meanings, a sensor
+//! feeding its metric, `check` on a v2 file, and `migrate` output that runs
+//! and gives the same plan.
 //!
 //! Hooks and the app append one word per event to `DIR/log` through small
 //! scripts, so the order is read back from one file.
@@ -301,4 +302,32 @@ fn check_prints_the_plan_of_a_v2_corpus_file_and_inline_configs_work() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("job app.preStop (line 1)"), "{stdout}");
+}
+
+#[test]
+fn a_sensor_feeds_its_metric_through_the_control_socket() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let config = dir.write(
+        "containerpilot.json",
+        json!({
+            "telemetry": {"port": port, "sensors": [{
+                "namespace": "demo", "name": "load", "help": "Load", "type": "gauge",
+                "poll": 1, "check": ["printf", "  4.25\\n"],
+            }]},
+        })
+        .to_string(),
+    );
+    let _ap = Autopilot::start_pid1(&config, &["sleep", "1000"], &[]);
+    wait_until("demo_load 4.25 on /metrics", SLOW, || {
+        let r = http_request(
+            &format!("127.0.0.1:{port}"),
+            "GET",
+            "/metrics",
+            None,
+            Duration::from_secs(2),
+        )
+        .ok()?;
+        r.body.lines().any(|l| l == "demo_load 4.25").then_some(())
+    });
 }

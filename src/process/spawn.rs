@@ -148,6 +148,10 @@ fn forward_lines(read: OwnedFd, name: String) {
 /// Sends `signal` to every process in the group led by `pgid`. A group that
 /// is already gone is not an error.
 pub fn signal_group(pgid: Pid, signal: Signal) {
+    // pgid 0 would mean our own group and 1 the init group: never ours to signal.
+    if pgid.as_raw() <= 1 {
+        return;
+    }
     match killpg(pgid, signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => log::warn!("cannot send {signal} to process group {pgid}: {e}"),
@@ -156,5 +160,5 @@ pub fn signal_group(pgid: Pid, signal: Signal) {
 
 /// Whether any process (zombies included) is left in the group.
 pub fn group_alive(pgid: Pid) -> bool {
-    !matches!(killpg(pgid, None), Err(nix::errno::Errno::ESRCH))
+    pgid.as_raw() > 1 && !matches!(killpg(pgid, None), Err(nix::errno::Errno::ESRCH))
 }
