@@ -226,20 +226,11 @@ fn on_event(code: EventCode, source: &str, repeat: Repeat) -> When {
 /// setting at its default. [`recognize`] relies on exactly this shape.
 fn hook_job(name: String, hook: &Hook, when: When, exit_on_failure: bool) -> JobConfig {
     JobConfig {
-        name,
         exec: Some(hook.exec.clone()),
         when,
-        restarts: Restarts::Never,
-        backoff: Backoff::default(),
-        timeout: None,
-        stop_timeout: None,
-        health: None,
-        service: None,
-        leader: None,
-        logging_raw: false,
-        main: false,
         exit_on_failure,
         line: hook.line,
+        ..JobConfig::named(name)
     }
 }
 

@@ -283,6 +283,29 @@ pub struct JobConfig {
     pub line: usize,
 }
 
+impl JobConfig {
+    /// A job named `name` with every setting at its default: no process,
+    /// started at startup, never restarted, not advertised.
+    pub fn named(name: impl Into<String>) -> JobConfig {
+        JobConfig {
+            name: name.into(),
+            exec: None,
+            when: When::Startup,
+            restarts: Restarts::Never,
+            backoff: Backoff::default(),
+            timeout: None,
+            stop_timeout: None,
+            health: None,
+            service: None,
+            leader: None,
+            logging_raw: false,
+            main: false,
+            exit_on_failure: false,
+            line: 0,
+        }
+    }
+}
+
 /// What a watch follows in Consul.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WatchTarget {

@@ -43,9 +43,9 @@ use super::decode::{consul, logging, restarts, service, values};
 use super::error::Reporter;
 use super::hooks::{self, Hook, JobHooks};
 use super::model::{
-    Backoff, Config, ControlConfig, EventPattern, Exec, HealthCheck, HealthConfig, JobConfig,
-    LoggingConfig, MetricConfig, MetricType, Repeat, Restarts, SignalMode, TelemetryConfig,
-    WatchConfig, WatchTarget, When,
+    Config, ControlConfig, EventPattern, Exec, HealthCheck, HealthConfig, JobConfig, LoggingConfig,
+    MetricConfig, MetricType, Repeat, Restarts, SignalMode, TelemetryConfig, WatchConfig,
+    WatchTarget, When,
 };
 use super::source::{Span, Spanned, Value, line_col};
 use super::suggest;
@@ -313,20 +313,8 @@ fn app_exec(words: &[String]) -> Option<Exec> {
 /// A job with every setting at its default, at `line`.
 fn plain_job(line: usize) -> JobConfig {
     JobConfig {
-        name: String::new(),
-        exec: None,
-        when: When::Startup,
-        restarts: Restarts::Never,
-        backoff: Backoff::default(),
-        timeout: None,
-        stop_timeout: None,
-        health: None,
-        service: None,
-        leader: None,
-        logging_raw: false,
-        main: false,
-        exit_on_failure: false,
         line,
+        ..JobConfig::named("")
     }
 }
 

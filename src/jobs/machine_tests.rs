@@ -6,23 +6,12 @@ use crate::events::GLOBAL;
 
 fn job(name: &str) -> JobConfig {
     JobConfig {
-        name: name.into(),
         exec: Some(Exec {
             program: "/bin/true".into(),
             args: vec![],
         }),
-        when: When::Startup,
-        restarts: Restarts::Never,
-        backoff: Backoff::default(),
-        timeout: None,
-        stop_timeout: None,
-        health: None,
-        service: None,
-        leader: None,
-        logging_raw: false,
-        main: false,
-        exit_on_failure: false,
         line: 1,
+        ..JobConfig::named(name)
     }
 }
 

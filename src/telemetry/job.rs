@@ -8,8 +8,7 @@
 
 use super::metrics;
 use crate::config::model::{
-    Backoff, Config, HealthCheck, HealthConfig, JobConfig, Restarts, ServiceConfig,
-    TelemetryConfig, When,
+    Config, HealthCheck, HealthConfig, JobConfig, ServiceConfig, TelemetryConfig,
 };
 use std::time::Duration;
 
@@ -23,13 +22,6 @@ const TTL: Duration = Duration::from_secs(15);
 /// The synthetic job that advertises the telemetry endpoint.
 pub fn telemetry_job(telemetry: &TelemetryConfig) -> JobConfig {
     JobConfig {
-        name: SERVICE_NAME.to_string(),
-        exec: None,
-        when: When::Startup,
-        restarts: Restarts::Never,
-        backoff: Backoff::default(),
-        timeout: None,
-        stop_timeout: None,
         health: Some(HealthConfig {
             check: HealthCheck::Tcp {
                 // The listener is on every interface, so loopback reaches it.
@@ -46,11 +38,7 @@ pub fn telemetry_job(telemetry: &TelemetryConfig) -> JobConfig {
             interfaces: telemetry.interfaces.clone(),
             ..ServiceConfig::default()
         }),
-        leader: None,
-        logging_raw: false,
-        main: false,
-        exit_on_failure: false,
-        line: 0,
+        ..JobConfig::named(SERVICE_NAME)
     }
 }
 
