@@ -76,6 +76,46 @@ if [ "${#missing[@]}" -gt 0 ]; then
     quiet apt-get -q install -y --no-install-recommends "${missing[@]}"
 fi
 
+# ---------------------------------------------------------------- Python packages
+# tests/k8s/validate.py checks examples/kubernetes offline: PyYAML reads the
+# manifests, kubernetes-validate checks them against the Kubernetes OpenAPI
+# schemas it bundles (no cluster, no network). Installed for the `python3` on
+# PATH, the one the tests run, and only when an import fails.
+PY_PACKAGES=(PyYAML kubernetes-validate)
+PY_MODULES=(yaml kubernetes_validate)
+if ! command -v python3 >/dev/null 2>&1; then
+    need_root python3
+    apt_update_once
+    log "apt-get install python3 python3-pip"
+    quiet apt-get -q install -y --no-install-recommends python3 python3-pip
+fi
+py_missing=()
+for i in "${!PY_MODULES[@]}"; do
+    python3 -c "import ${PY_MODULES[$i]}" >/dev/null 2>&1 || py_missing+=("${PY_PACKAGES[$i]}")
+done
+if [ "${#py_missing[@]}" -gt 0 ]; then
+    need_root "${py_missing[*]}"
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_update_once
+        log "apt-get install python3-pip"
+        quiet apt-get -q install -y --no-install-recommends python3-pip
+    fi
+    log "pip install ${py_missing[*]} (for $(command -v python3))"
+    # A Debian python3 refuses pip installs outside a venv (PEP 668); these
+    # two packages touch nothing Debian ships, so override it there.
+    if ! python3 -m pip install -q --disable-pip-version-check "${py_missing[@]}" >"$TMP/pip.log" 2>&1; then
+        if grep -q externally-managed "$TMP/pip.log"; then
+            quiet python3 -m pip install -q --disable-pip-version-check --break-system-packages "${py_missing[@]}"
+        else
+            cat "$TMP/pip.log" >&2
+            die "pip install ${py_missing[*]} failed"
+        fi
+    fi
+fi
+for m in "${PY_MODULES[@]}"; do
+    python3 -c "import $m" >/dev/null 2>&1 || die "python3 cannot import $m after installing it"
+done
+
 # ---------------------------------------------------------------- promtool
 if ! command -v promtool >/dev/null 2>&1; then
     need_root promtool
@@ -197,4 +237,4 @@ if ! consul_ok; then
         || die "unexpected consul version: $(consul version | head -1)"
 fi
 
-log "ok: $(consul version | head -1), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), tini, dumb-init, unshare, debootstrap"
+log "ok: $(consul version | head -1), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), tini, dumb-init, unshare, debootstrap, kubernetes-validate"

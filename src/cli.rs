@@ -26,6 +26,8 @@ pub enum Action {
     Help,
     /// Ask a running autopilot something through its control socket.
     Control(ControlCommand),
+    /// `kv`, `lock`, `tags`, `meta`: coordination commands for hooks.
+    Coordination(crate::coordination::cli::Command),
 }
 
 /// A request to a running autopilot: ContainerPilot's flags (`-putenv k=v`,
@@ -90,9 +92,22 @@ Talking to a running autopilot (through its control socket):
   autopilot -reload                        re-read the config file; unchanged jobs keep running
   autopilot -maintenance enable|disable    deregister every service and pause health checks, or resume
   autopilot -ping                          check that autopilot answers
+  autopilot tags JOB [add|remove|set TAG... | reset]
+                                           print or change a running service's Consul tags (no reload)
+  autopilot meta JOB [set KEY=VALUE... | remove KEY... | reset]
+                                           print or change its service meta
   Each also works as a subcommand: `autopilot putenv A=1 B=2`, `autopilot maintenance enable`, ...
   The socket is -socket PATH, else $AUTOPILOT_CONTROL_SOCKET, else the config's control.socket,
   else /var/run/containerpilot.socket.
+
+Coordination for hooks (Consul address, token and TLS from -config, $CONTAINERPILOT or CONSUL_*):
+  autopilot kv get KEY | put KEY [VALUE] | cas KEY OLD NEW | delete KEY
+                                           read and write Consul KV (put without VALUE reads stdin;
+                                           cas OLD \"\" matches a missing key)
+  autopilot lock acquire KEY [VALUE] | release KEY | holder KEY
+                                           a lock held until released (holder: $HOSTNAME)
+  Exit codes: 0 done; 1 no (failed cas, held lock, no such key); 2 usage; 3 Consul unreachable
+  or refusing. Put `--` before a value that starts with '-'.
 
 The config file comes from -config (or --config), else from $CONTAINERPILOT; either may also
 hold the JSON itself, or a path prefixed with file://, as ContainerPilot 2 allowed.
@@ -108,7 +123,7 @@ const FLAGS_WITH_VALUE: [&str; 6] = [
     "maintenance",
 ];
 const SWITCHES: [&str; 7] = ["version", "template", "help", "h", "reload", "ping", "json"];
-const SUBCOMMANDS: [&str; 11] = [
+const SUBCOMMANDS: [&str; 15] = [
     "run",
     "check",
     "migrate",
@@ -120,6 +135,10 @@ const SUBCOMMANDS: [&str; 11] = [
     "reload",
     "maintenance",
     "ping",
+    "kv",
+    "lock",
+    "tags",
+    "meta",
 ];
 /// Subcommands that take their arguments as the words that follow.
 const SUBCOMMANDS_WITH_ARGS: [&str; 3] = ["putenv", "putmetric", "maintenance"];
@@ -148,13 +167,22 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
     let mut control = ControlWords::default();
     let mut subcommand: Option<String> = None;
     let mut rest = Vec::new();
+    // The words of a coordination subcommand (`kv put KEY VALUE`).
+    let mut coordination: Vec<String> = Vec::new();
+    let is_coordination =
+        |sub: Option<&str>| sub.is_some_and(|s| crate::coordination::cli::SUBCOMMANDS.contains(&s));
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
         i += 1;
         if arg == "--" {
-            // Everything after `--` belongs to the app, even words like `-x`.
-            rest.extend(args[i..].iter().cloned());
+            // Everything after `--` belongs to the app (or is a coordination
+            // command's words), even words like `-x`.
+            if is_coordination(subcommand.as_deref()) {
+                coordination.extend(args[i..].iter().cloned());
+            } else {
+                rest.extend(args[i..].iter().cloned());
+            }
             break;
         }
         let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
@@ -163,6 +191,7 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
                 Some("putenv") => control.putenv.push(arg.clone()),
                 Some("putmetric") => control.putmetric.push(arg.clone()),
                 Some("maintenance") => control.maintenance.push(arg.clone()),
+                sub if is_coordination(sub) => coordination.push(arg.clone()),
                 Some(sub) if SUBCOMMANDS_WITHOUT_ARGS.contains(&sub) => {
                     return Err(UsageError(format!(
                         "`autopilot {sub}` takes no argument, got {arg:?}"
@@ -244,6 +273,20 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
         _ => {}
     }
     let request = control_command(control)?;
+    if let Some(sub) = subcommand.as_deref().filter(|s| is_coordination(Some(s))) {
+        if help || version || template || request.is_some() {
+            return Err(UsageError(format!(
+                "`autopilot {sub}` takes no other request; run autopilot once per request"
+            )));
+        }
+        let command = crate::coordination::cli::parse(sub, &coordination).map_err(UsageError)?;
+        return Ok(Cli {
+            action: Action::Coordination(command),
+            config,
+            socket,
+            rest,
+        });
+    }
     if let (Some(_), Some(word)) = (&request, rest.first()) {
         return Err(UsageError(format!(
             "unexpected argument {word:?}: requests to a running autopilot take no command line"
@@ -504,6 +547,41 @@ mod tests {
         assert!(e(&["-json"]).contains("only applies"));
         assert!(e(&["-ping", "extra"]).contains("unexpected argument \"extra\""));
         assert!(e(&["-relaod"]).contains("did you mean -reload?"));
+    }
+
+    #[test]
+    fn coordination_subcommands_take_their_words() {
+        use crate::coordination::cli::Command;
+        let c = p(&["kv", "put", "-config", "c.json5", "app/k", "v"]).unwrap();
+        assert_eq!(c.config.as_deref(), Some("c.json5"));
+        assert_eq!(
+            c.action,
+            Action::Coordination(Command::KvPut {
+                key: "app/k".into(),
+                value: Some("v".into())
+            })
+        );
+        let c = p(&["kv", "cas", "k", "--", "-1", "-2"]).unwrap();
+        assert_eq!(
+            c.action,
+            Action::Coordination(Command::KvCas {
+                key: "k".into(),
+                old: "-1".into(),
+                new: "-2".into()
+            })
+        );
+        assert!(
+            p(&["lock", "acquire", "k", "-reload"])
+                .unwrap_err()
+                .0
+                .contains("once per request")
+        );
+        assert!(
+            p(&["kv", "get"])
+                .unwrap_err()
+                .0
+                .contains("usage: autopilot kv get KEY")
+        );
     }
 
     #[test]

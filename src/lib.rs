@@ -10,6 +10,7 @@
 //! - [`process`]: spawning in process groups and the single reaper;
 //! - [`environ`]: the environment handed to children;
 //! - [`discovery`]: service registration (Consul);
+//! - [`coordination`]: leader election, KV and lock commands, live service tags;
 //! - [`control`]: the control socket (HTTP over a unix socket) and its subcommands;
 //! - [`telemetry`]: Prometheus metrics and the telemetry endpoint;
 //! - [`logging`]: log formats.
@@ -17,6 +18,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod coordination;
 pub mod discovery;
 pub mod environ;
 pub mod events;

@@ -126,6 +126,15 @@ fn overview(config: &Config) -> Vec<String> {
             ),
         ));
     }
+    if let Some(t) = &config.telemetry {
+        lines.push(row(
+            "probes",
+            format!(
+                "GET /live and /ready on port {} (for a livenessProbe and a readinessProbe)",
+                t.port
+            ),
+        ));
+    }
     lines.push(row(
         "shutdown",
         format!("within {}", dur(config.stop_timeout)),
@@ -246,6 +255,27 @@ fn describe_service(job: &JobConfig, service: &ServiceConfig) -> String {
     s
 }
 
+/// What a job without `exec` does, once started: it is "running" with no
+/// process until shutdown (or until its `when` gives up).
+fn describe_without_exec(job: &JobConfig) -> String {
+    match (&job.service, &job.health) {
+        (Some(_), Some(_)) => format!(
+            "advertises `{}` without a process: registered when it starts, passing or \
+             critical as its health check says, deregistered at shutdown",
+            job.name
+        ),
+        (Some(_), None) => format!(
+            "advertises `{}` without a process or a health check: registered when it starts, \
+             deregistered at shutdown",
+            job.name
+        ),
+        (None, Some(_)) => {
+            "runs its health check without a process: publishes healthy and unhealthy".to_string()
+        }
+        (None, None) => "nothing until shutdown, then publishes stopping and stopped".to_string(),
+    }
+}
+
 /// Jobs started by events from `source`, described from the source's side.
 fn hooks(config: &Config, source: &str) -> Vec<String> {
     config
@@ -294,14 +324,18 @@ fn describe_job(config: &Config, job: &JobConfig, lines: &mut Vec<String>) {
         lines.push(row("hook", describe_hook(kind, owner)));
     }
     lines.push(row("starts", describe_start(job)));
-    lines.push(row(
-        "exec",
-        job.exec
-            .as_ref()
-            .map_or("none (no process of its own)".to_string(), |e| e.display()),
-    ));
-    lines.push(row("restarts", describe_restarts(job)));
+    match &job.exec {
+        Some(exec) => {
+            lines.push(row("exec", exec.display()));
+            lines.push(row("restarts", describe_restarts(job)));
+        }
+        None => {
+            lines.push(row("exec", "none: no process of its own"));
+            lines.push(row("does", describe_without_exec(job)));
+        }
+    }
     if let Some(t) = job.timeout
+        && job.exec.is_some()
         && !matches!(job.when, When::Interval(_))
     {
         lines.push(row("timeout", format!("killed after running {}", dur(t))));
@@ -317,6 +351,19 @@ fn describe_job(config: &Config, job: &JobConfig, lines: &mut Vec<String>) {
     }
     if let Some(service) = &job.service {
         lines.push(row("service", describe_service(job, service)));
+    }
+    if let Some(leader) = &job.leader {
+        lines.push(row(
+            "leader",
+            format!(
+                "competes for Consul key `{}` while healthy (session ttl {}, lock-delay {}): \
+                 publishes elected and deposed, sets CONTAINERPILOT_{}_LEADER",
+                leader.key,
+                dur(leader.ttl),
+                dur(leader.lock_delay),
+                crate::environ::env_name(&job.name)
+            ),
+        ));
     }
     if job.main {
         lines.push(row("main", "the container exits with this job's exit code"));
@@ -433,6 +480,67 @@ fn never_emits(publisher: &Publisher<'_>, code: EventCode) -> Option<(String, St
     }
 }
 
+/// Settings that mean nothing without a process, and a job that does nothing.
+fn without_exec(job: &JobConfig, out: &mut Vec<PlanWarning>) {
+    let mut warn = |level: Level, message: String, hint: &str| {
+        out.push(PlanWarning {
+            level,
+            line: job.line,
+            message,
+            hint: Some(hint.to_string()),
+        })
+    };
+    let name = &job.name;
+    if job.service.is_none() && job.health.is_none() {
+        warn(
+            Level::Info,
+            format!(
+                "job `{name}` has no `exec`, `port` or `health`, so it does nothing of its own"
+            ),
+            "add `exec` to run a process, or `port` and `health` to advertise a service without one",
+        );
+    }
+    if let When::Interval(every) = job.when {
+        warn(
+            Level::Warning,
+            format!(
+                "job `{name}` has `when: {{interval: \"{}\"}}` but no `exec`: nothing runs on the ticks",
+                dur(every)
+            ),
+            "add the `exec` to run periodically, or remove `when`",
+        );
+    } else {
+        if job.restarts != Restarts::Never {
+            warn(
+                Level::Warning,
+                format!(
+                    "job `{name}` has `restarts` but no `exec`: there is no process to restart"
+                ),
+                "remove `restarts`, or add `exec`",
+            );
+        }
+        if job.timeout.is_some() {
+            warn(
+                Level::Warning,
+                format!(
+                    "job `{name}` has `timeout` but no `exec`: there is no process to time out"
+                ),
+                "remove `timeout`, or add `exec`",
+            );
+        }
+    }
+    if job.main {
+        warn(
+            Level::Info,
+            format!(
+                "main job `{name}` has no `exec`: it never exits, so autopilot runs until it is \
+                 stopped and then exits 0"
+            ),
+            "that suits a sidecar; to follow a process's exit code, mark a job with `exec` as `main`",
+        );
+    }
+}
+
 fn check(config: &Config) -> Vec<PlanWarning> {
     let mut out = Vec::new();
     let mut sources: BTreeSet<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
@@ -441,6 +549,9 @@ fn check(config: &Config) -> Vec<PlanWarning> {
     sources.extend(SIGNALS.iter().map(|s| s.to_string()));
 
     for job in &config.jobs {
+        if job.exec.is_none() {
+            without_exec(job, &mut out);
+        }
         if let (Some(service), None) = (&job.service, &config.consul) {
             out.push(PlanWarning {
                 level: Level::Warning,
@@ -450,6 +561,18 @@ fn check(config: &Config) -> Vec<PlanWarning> {
                     job.name, service.port
                 ),
                 hint: Some("add `consul: \"localhost:8500\"`, or remove `port`".into()),
+            });
+        }
+        if let (Some(leader), None) = (&job.leader, &config.consul) {
+            out.push(PlanWarning {
+                level: Level::Warning,
+                line: job.line,
+                message: format!(
+                    "job `{}` has `leader` but there is no `consul` section, so it never competes \
+                     for `{}` and is never elected",
+                    job.name, leader.key
+                ),
+                hint: Some("add `consul: \"localhost:8500\"`, or remove `leader`".into()),
             });
         }
         let When::Event { pattern, .. } = &job.when else {
@@ -695,6 +818,95 @@ mod tests {
         );
         assert!(p.warnings[0].message.contains("no `consul` section"), "{p}");
         has_line(&p, "  consul    none: no service registration, no watches");
+    }
+
+    #[test]
+    fn a_job_without_exec_says_what_it_does() {
+        let p = plan_of(
+            r#"{consul: "localhost:8500", telemetry: {port: 9090}, jobs: [
+              {name: "web", port: 8080, health: {http: "http://127.0.0.1:8080/health", interval: 5, ttl: 15}},
+              {name: "db", port: 5432, health: {tcp: "127.0.0.1:5432", interval: 5, ttl: 15}},
+              {name: "probe", health: {tcp: "127.0.0.1:6379", interval: 5, ttl: 15}},
+            ]}"#,
+        );
+        has_line(
+            &p,
+            "  probes    GET /live and /ready on port 9090 (for a livenessProbe and a readinessProbe)",
+        );
+        has_line(&p, "  exec      none: no process of its own");
+        has_line(
+            &p,
+            "  does      advertises `web` without a process: registered when it starts, passing \
+             or critical as its health check says, deregistered at shutdown",
+        );
+        has_line(
+            &p,
+            "  health    GET http://127.0.0.1:8080/health expecting 200-299 every 5s, timeout 5s, ttl 15s",
+        );
+        has_line(
+            &p,
+            "  health    connects to 127.0.0.1:5432 every 5s, timeout 5s, ttl 15s",
+        );
+        has_line(
+            &p,
+            "  does      runs its health check without a process: publishes healthy and unhealthy",
+        );
+        assert!(
+            !p.lines.iter().any(|l| l.starts_with("  restarts")),
+            "no restarts without a process:\n{p}"
+        );
+        assert!(p.warnings.is_empty(), "{p}");
+    }
+
+    #[test]
+    fn settings_without_effect_on_a_job_without_exec_are_flagged() {
+        let p = plan_of(
+            r#"{jobs: [
+              {name: "idle"},
+              {name: "ticker", when: {interval: "5s"}},
+              {name: "web", restarts: 3, timeout: "10s", main: true},
+            ]}"#,
+        );
+        let found: Vec<(usize, Level, &str)> = p
+            .warnings
+            .iter()
+            .map(|w| (w.line, w.level, w.message.as_str()))
+            .collect();
+        let on = |line: usize, part: &str| {
+            found
+                .iter()
+                .find(|f| f.0 == line && f.2.contains(part))
+                .map(|f| f.1)
+                .unwrap_or_else(|| panic!("no finding {part:?} on line {line}:\n{p}"))
+        };
+        for line in [2, 3, 4] {
+            assert_eq!(on(line, "has no `exec`, `port` or `health`"), Level::Info);
+        }
+        assert_eq!(on(3, "nothing runs on the ticks"), Level::Warning);
+        assert_eq!(on(4, "no process to restart"), Level::Warning);
+        assert_eq!(on(4, "no process to time out"), Level::Warning);
+        assert_eq!(on(4, "it never exits"), Level::Info);
+        assert_eq!(found.len(), 7, "{p}");
+    }
+
+    #[test]
+    fn leadership_is_shown_and_needs_consul() {
+        let job = r#"{name: "db", exec: "x", port: 3306, health: {exec: "c", interval: 1, ttl: 3},
+                      leader: {key: "service/db/primary", ttl: 20, lockDelay: 2}}"#;
+        let p = plan_of(&format!("{{consul: 'c:8500', jobs: [{job}]}}"));
+        has_line(
+            &p,
+            "  leader    competes for Consul key `service/db/primary` while healthy (session ttl \
+             20s, lock-delay 2s): publishes elected and deposed, sets CONTAINERPILOT_DB_LEADER",
+        );
+        assert!(p.warnings.is_empty(), "{p}");
+        let p = plan_of(&format!("{{jobs: [{job}]}}"));
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("has `leader` but there is no `consul` section")),
+            "{p}"
+        );
     }
 
     #[test]

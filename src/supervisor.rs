@@ -2,10 +2,11 @@
 //! reloads, runs the shutdown sequence and decides the container's exit code.
 //!
 //! Shutdown, step by step (SIGTERM, SIGINT, or the main job ending):
-//! 1. publish `shutdown`; every job publishes `stopping`;
+//! 1. publish `shutdown`; every advertised job deregisters from Consul, then
+//!    every job publishes `stopping`;
 //! 2. a job with stop hooks (jobs that start on its `stopping`) waits for
 //!    them to finish, at most its `stopTimeout`;
-//! 3. the job deregisters from Consul, then its process group gets SIGTERM;
+//! 3. the job's process group gets SIGTERM;
 //! 4. when the group is empty the job publishes `stopped` (post-stop hooks run);
 //! 5. autopilot exits as soon as every job is stopped; whatever is still
 //!    running when the top-level `stopTimeout` runs out gets SIGKILL.
@@ -77,6 +78,9 @@ pub enum Request {
     SignalJob(String, Signal, oneshot::Sender<Result<(), String>>),
     /// Shut down as on SIGTERM.
     Shutdown,
+    /// Answered at once by the supervisor's loop: the liveness probe's proof
+    /// that the loop is turning (a stuck loop never answers).
+    Ping(oneshot::Sender<()>),
 }
 
 /// Shared access to a running supervisor, for the control socket, telemetry
@@ -187,6 +191,14 @@ pub async fn run_with(
         std::process::id(),
         jobs.len()
     );
+    if !is_pid1 {
+        // A sidecar, or a pod with shareProcessNamespace: the PID namespace
+        // is not ours, so nothing is signalled beyond our jobs' own groups.
+        log::info!(
+            "not PID 1: reaping our children's orphans as a child subreaper; signals go only \
+             to the process groups of our own jobs"
+        );
+    }
     sup.shared.bus.publish(Event::global(EventCode::Startup));
     sup.run_loop(&mut signals, requests).await
 }
@@ -294,6 +306,9 @@ impl Supervisor {
                             log::info!("shutdown requested through the control socket");
                             shutdown = Some(self.begin_shutdown(ShutdownCause::Requested));
                         }
+                    }
+                    Request::Ping(reply) => {
+                        let _ = reply.send(());
                     }
                 },
                 _ = sleep_until(deadline) => {

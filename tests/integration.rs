@@ -11,5 +11,6 @@ mod it_exit_codes;
 mod it_harness;
 mod it_reaping;
 mod it_shutdown;
+mod it_sidecar;
 mod it_telemetry;
 mod it_v2;

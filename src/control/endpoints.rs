@@ -3,11 +3,12 @@
 //! ContainerPilot's, at the paths its clients use:
 //! `POST /v3/environ` (alias `/v3/env`), `POST /v3/metric`, `POST /v3/reload`,
 //! `POST /v3/maintenance/enable|disable`, `GET /v3/ping`; and new ones:
-//! `GET /v3/status`, `POST /v3/jobs/<name>/signal`.
+//! `GET /v3/status`, `POST /v3/jobs/<name>/signal`, and
+//! `GET|POST /v3/jobs/<name>/service` (live tags and meta, in `service.rs`).
 //!
 //! Every refusal is a 4xx with `{"error": "..."}` saying what to fix.
 
-use super::{State, http, reload, status};
+use super::{State, http, reload, service, status};
 use crate::supervisor::Request as SupervisorRequest;
 use http::{Handler, Response};
 use hyper::body::{Bytes, Incoming};
@@ -31,6 +32,8 @@ enum Route {
     Ping,
     Status,
     Signal(String),
+    /// A running job's Consul tags and meta.
+    Service(String),
     Unknown,
 }
 
@@ -44,13 +47,18 @@ impl Route {
             "/v3/maintenance/disable" => Route::Maintenance(false),
             "/v3/ping" => Route::Ping,
             "/v3/status" => Route::Status,
-            _ => path
-                .strip_prefix("/v3/jobs/")
-                .and_then(|rest| rest.strip_suffix("/signal"))
-                .filter(|name| !name.is_empty())
-                .and_then(percent_decode)
-                .map(Route::Signal)
-                .unwrap_or(Route::Unknown),
+            _ => {
+                let job = |suffix: &str| {
+                    path.strip_prefix("/v3/jobs/")
+                        .and_then(|rest| rest.strip_suffix(suffix))
+                        .filter(|name| !name.is_empty())
+                        .and_then(percent_decode)
+                };
+                job("/signal")
+                    .map(Route::Signal)
+                    .or_else(|| job("/service").map(Route::Service))
+                    .unwrap_or(Route::Unknown)
+            }
         }
     }
 
@@ -65,6 +73,7 @@ impl Route {
             Route::Ping => "/v3/ping",
             Route::Status => "/v3/status",
             Route::Signal(_) => "/v3/jobs/signal",
+            Route::Service(_) => "/v3/jobs/service",
             Route::Unknown => "other",
         }
     }
@@ -75,6 +84,8 @@ impl Route {
             Route::Ping | Route::Unknown => Ok(()),
             Route::Status if matches!(*method, Method::GET | Method::HEAD) => Ok(()),
             Route::Status => Err("GET"),
+            Route::Service(_) if matches!(*method, Method::GET | Method::POST) => Ok(()),
+            Route::Service(_) => Err("GET, POST"),
             _ if *method == Method::POST => Ok(()),
             _ => Err("POST"),
         }
@@ -125,6 +136,7 @@ impl State {
                 Ok(b) => self.signal_job(job, &b).await,
                 Err(r) => r.into_response(),
             },
+            Route::Service(job) => service::handle(self, job, request).await,
             Route::Unknown => http::error(
                 StatusCode::NOT_FOUND,
                 format!(
@@ -398,6 +410,14 @@ mod tests {
             Route::Signal("my-app".into())
         );
         assert_eq!(Route::parse("/v3/jobs//signal"), Route::Unknown);
+        assert_eq!(
+            Route::parse("/v3/jobs/db/service"),
+            Route::Service("db".into())
+        );
+        assert_eq!(
+            Route::Service("db".into()).allows(&Method::PUT),
+            Err("GET, POST")
+        );
         assert_eq!(Route::parse("/v2/reload"), Route::Unknown);
         assert_eq!(Route::Status.allows(&Method::POST), Err("GET"));
         assert_eq!(Route::Reload.allows(&Method::GET), Err("POST"));

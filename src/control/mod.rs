@@ -6,6 +6,7 @@
 //!   refused);
 //! - [`http`]: the HTTP plumbing shared with telemetry;
 //! - `endpoints`: the routes; `reload`: re-reading the config file;
+//!   `service`: a running job's live tags and meta;
 //! - [`status`]: the status view and its table;
 //! - [`client`] and [`commands`]: the subcommands that talk to a running
 //!   autopilot (`-putenv`, `-reload`, `status`, ...).
@@ -19,6 +20,7 @@ pub mod commands;
 mod endpoints;
 pub mod http;
 mod reload;
+mod service;
 pub mod socket;
 pub mod status;
 

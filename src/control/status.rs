@@ -7,7 +7,7 @@
 //! watches are listed even before (or without) such a report.
 
 use crate::config::model::{Config, WatchTarget};
-use crate::jobs::status::{JobStatus, WatchInstance};
+use crate::jobs::status::{JobStatus, LeaderStatus, WatchInstance};
 use crate::supervisor::Handle;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -35,6 +35,9 @@ pub struct JobView {
     pub last_exit_code: Option<i32>,
     pub advertised: bool,
     pub service: Option<String>,
+    /// The job's part in its leader election (jobs with `leader` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<LeaderStatus>,
 }
 
 impl From<JobStatus> for JobView {
@@ -49,6 +52,7 @@ impl From<JobStatus> for JobView {
             last_exit_code: j.last_exit_code,
             advertised: j.advertised,
             service: j.service.map(str::to_string),
+            leader: j.leader,
         }
     }
 }
@@ -164,7 +168,10 @@ pub fn table(status: &Status) -> String {
             j.pid.map(|p| p.to_string()).unwrap_or_else(dash),
             j.restarts.to_string(),
             j.last_exit.clone().unwrap_or_else(dash),
-            j.service.clone().unwrap_or_else(dash),
+            match (&j.service, &j.leader) {
+                (Some(s), Some(l)) => format!("{s}, {}", l.role),
+                (s, _) => s.clone().unwrap_or_else(dash),
+            },
         ]);
     }
     out.push('\n');
@@ -227,6 +234,7 @@ mod tests {
                     last_exit_code: Some(1),
                     advertised: true,
                     service: Some("passing".into()),
+                    leader: None,
                 },
                 JobView {
                     name: "setup-db".into(),
@@ -238,6 +246,7 @@ mod tests {
                     last_exit_code: None,
                     advertised: false,
                     service: None,
+                    leader: None,
                 },
             ],
             watches: vec![WatchView {

@@ -183,6 +183,30 @@ impl ConsulClient {
         self.send(req, "GET", path).await
     }
 
+    /// Any call with raw body bytes (KV values are not JSON), for the
+    /// coordination commands and leader election. Every HTTP status is
+    /// returned as a [`Reply`]: Consul answers `false` or 404 for a lost CAS
+    /// or an unknown session, which callers tell apart from failures.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, CallError> {
+        let shown = method.to_string();
+        let mut req = self
+            .inner
+            .http
+            .request(method, self.url(path))
+            .query(query)
+            .timeout(CALL_TIMEOUT);
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        self.send(req, &shown, path).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.inner.base, path)
     }

@@ -43,6 +43,17 @@ pub trait ServiceRegistry: Send + Sync {
 
     /// Takes the job definitions after a reload (new ports, tags, checks).
     fn configure(&self, _jobs: &[crate::config::model::JobConfig]) {}
+
+    /// Changes a running job's tags or meta in place (the control socket's
+    /// `/v3/jobs/<job>/service`); an empty edit reports them. Without
+    /// discovery there is nothing to change.
+    fn edit_service(
+        &self,
+        _job: &str,
+        _edit: crate::coordination::service::ServiceEdit,
+    ) -> crate::coordination::service::EditFuture {
+        Box::pin(async { Err(crate::coordination::service::EditError::NoDiscovery) })
+    }
 }
 
 /// Used when there is no `consul` section.
@@ -73,6 +84,12 @@ pub fn extension() -> Extension {
                     format!(" ({} watches will never fire)", config.watches.len())
                 };
                 log::info!("no consul configured: running without service discovery{unused}");
+                for job in config.jobs.iter().filter(|j| j.leader.is_some()) {
+                    log::warn!(
+                        "{}: `leader` needs a `consul` section; the job never competes for leadership",
+                        job.name
+                    );
+                }
                 return None;
             };
             match start(config, consul, handle) {
@@ -126,5 +143,7 @@ fn start(
             tokio::spawn(task.run());
         }
     }
-    Ok(Arc::new(registry))
+    Ok(crate::coordination::start(
+        config, &client, registry, handle,
+    ))
 }

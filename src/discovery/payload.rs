@@ -10,6 +10,8 @@
 //! | `CONTAINERPILOT_WATCH_NAME_COUNT`  | passing instances                   |                    | keys under the prefix |
 //! | `CONTAINERPILOT_WATCH_NAME_VALUE`  |                                     | the value (unset if no key) |              |
 //! | `CONTAINERPILOT_WATCH_NAME_FILE`   | JSON array of instances             | the raw value      | JSON object key → value |
+//! | `CONTAINERPILOT_WATCH_NAME_ADDED`, `_REMOVED` | instances since the last event, as `INSTANCES` | |            |
+//! | `CONTAINERPILOT_WATCH_NAME_CHANGES_FILE` | `{instances, added, removed, changed}` ([`changes_json`]) | | |
 //!
 //! The files live in a directory of autopilot's own ([`RuntimeDir`]) and are
 //! replaced atomically (write, then rename), so a hook never reads half a file.
@@ -193,6 +195,68 @@ pub fn instance_vars(
         (format!("{prefix}COUNT"), Some(instances.len().to_string())),
         (format!("{prefix}FILE"), Some(file.display().to_string())),
     ]
+}
+
+/// What changed in a service watch between two publications. Instances are
+/// told apart by node and ID; `changed` holds the new form of an instance
+/// whose address, port, tags or meta differ. On the first publication every
+/// instance is `added`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Changes<'a> {
+    /// Every instance now, so one read gives a consistent picture.
+    pub instances: &'a [Instance],
+    pub added: Vec<&'a Instance>,
+    pub removed: Vec<&'a Instance>,
+    pub changed: Vec<&'a Instance>,
+}
+
+pub fn changes<'a>(before: &'a [Instance], now: &'a [Instance]) -> Changes<'a> {
+    let key = |i: &Instance| (i.node.clone(), i.id.clone());
+    let old: BTreeMap<(String, String), &Instance> = before.iter().map(|i| (key(i), i)).collect();
+    let new: BTreeMap<(String, String), &Instance> = now.iter().map(|i| (key(i), i)).collect();
+    Changes {
+        instances: now,
+        added: now.iter().filter(|i| !old.contains_key(&key(i))).collect(),
+        removed: before
+            .iter()
+            .filter(|i| !new.contains_key(&key(i)))
+            .collect(),
+        changed: now
+            .iter()
+            .filter(|i| old.get(&key(i)).is_some_and(|o| o != i))
+            .collect(),
+    }
+}
+
+/// The variables for what changed: `ADDED` and `REMOVED` as `host:port`
+/// lists (like `INSTANCES`), and the changes file.
+pub fn changes_vars(
+    prefix: &str,
+    changes: &Changes<'_>,
+    file: &Path,
+) -> Vec<(String, Option<String>)> {
+    let list = |v: &[&Instance]| {
+        v.iter()
+            .map(|i| i.host_port())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        (format!("{prefix}ADDED"), Some(list(&changes.added))),
+        (format!("{prefix}REMOVED"), Some(list(&changes.removed))),
+        (
+            format!("{prefix}CHANGES_FILE"),
+            Some(file.display().to_string()),
+        ),
+    ]
+}
+
+/// The changes file of a service watch: `{"instances": [...], "added": [...],
+/// "removed": [...], "changed": [...]}`.
+pub fn changes_json(changes: &Changes<'_>) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(changes).unwrap_or_else(|_| b"{}".to_vec());
+    bytes.push(b'\n');
+    bytes
 }
 
 /// The file for a service watch: a JSON array of instances.
@@ -391,6 +455,47 @@ mod tests {
         assert_eq!(json[1]["tags"][0], "replica");
         assert_eq!(json[1]["meta"]["v"], "2");
         assert_eq!(json[0]["port"], 3306);
+    }
+
+    #[test]
+    fn changes_tell_added_removed_and_changed_instances_apart() {
+        let before = parse_health(HEALTH.as_bytes()).unwrap();
+        let first = changes(&[], &before);
+        assert_eq!(first.added.len(), 2);
+        assert!(first.removed.is_empty() && first.changed.is_empty());
+
+        let mut now = before.clone();
+        now.remove(0);
+        now[0].tags.push("primary".into());
+        now.push(Instance {
+            id: "db-c".into(),
+            node: "n3".into(),
+            address: "10.0.0.3".into(),
+            port: 3306,
+            tags: vec![],
+            meta: BTreeMap::new(),
+        });
+        let c = changes(&before, &now);
+        assert_eq!(
+            c.added.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["db-c"]
+        );
+        assert_eq!(
+            c.removed.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["db-a"]
+        );
+        assert_eq!(c.changed[0].tags, ["replica", "primary"]);
+        let vars: BTreeMap<_, _> = changes_vars("P_", &c, Path::new("/c.json"))
+            .into_iter()
+            .collect();
+        assert_eq!(vars["P_ADDED"].as_deref(), Some("10.0.0.3:3306"));
+        assert_eq!(vars["P_REMOVED"].as_deref(), Some("192.168.0.1:3306"));
+        assert_eq!(vars["P_CHANGES_FILE"].as_deref(), Some("/c.json"));
+        let json: Value = serde_json::from_slice(&changes_json(&c)).unwrap();
+        assert_eq!(json["instances"].as_array().unwrap().len(), 2);
+        assert_eq!(json["removed"][0]["id"], "db-a");
+        assert_eq!(json["added"][0]["port"], 3306);
+        assert_eq!(json["changed"][0]["meta"]["v"], "2");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::client::{CallError, ConsulClient, segment};
 use super::interfaces::{self, Choice, IfaceAddr};
 use super::{BoxFuture, ServiceRegistry};
 use crate::config::model::JobConfig;
+use crate::coordination::service::{EditError, EditFuture, LiveService, Overrides, ServiceEdit};
 use crate::environ::{Environ, env_name};
 use crate::jobs::machine::ServiceAction;
 use serde_json::json;
@@ -69,8 +70,17 @@ impl ServiceDef {
         })
     }
 
-    fn check_id(&self) -> String {
+    /// The ID of the service's TTL check (a leader's session is tied to it).
+    pub fn check_id(&self) -> String {
         format!("service:{}", self.id)
+    }
+
+    /// This definition with live tag/meta changes laid over the config's.
+    fn with(&self, overrides: &Overrides) -> ServiceDef {
+        let mut def = self.clone();
+        def.tags = overrides.tags(&self.tags).to_vec();
+        def.meta = overrides.meta(&self.meta).clone();
+        def
     }
 
     /// The body of `PUT /v1/agent/service/register`, with the TTL check in
@@ -146,6 +156,21 @@ impl Status {
     }
 }
 
+/// What the agent has of one job's service, as far as autopilot knows (from
+/// its own successful calls). Leader election follows it: a leader's session
+/// can only be created while the check passes, and a new pass after a step
+/// down shows the job is healthy again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckView {
+    /// The agent has the service.
+    pub registered: bool,
+    /// ...and its check is passing, as set from a passing health check.
+    pub passing: bool,
+    /// How many passing health results of the job reached the agent: a
+    /// higher number is a newer result.
+    pub passes: u64,
+}
+
 /// The [`ServiceRegistry`] backed by a Consul agent.
 pub struct ConsulRegistry {
     client: ConsulClient,
@@ -156,13 +181,23 @@ pub struct ConsulRegistry {
 }
 
 struct AgentHandle {
+    /// What is registered: `base` with the live `overrides`.
     def: ServiceDef,
+    /// What the config asks for.
+    base: ServiceDef,
+    /// Tags and meta changed at run time (`autopilot tags`, `autopilot meta`).
+    overrides: Overrides,
     tx: mpsc::UnboundedSender<Msg>,
+    view: watch::Receiver<CheckView>,
 }
 
 enum Msg {
     Action(ServiceAction, oneshot::Sender<()>),
     Define(ServiceDef),
+    /// A live tag/meta change; answered once the agent has it (`Ok(true)`),
+    /// once it is known not to be registered (`Ok(false)`), or with why the
+    /// call failed (it is retried).
+    Edit(ServiceDef, oneshot::Sender<Result<bool, String>>),
 }
 
 impl ConsulRegistry {
@@ -202,14 +237,30 @@ impl ConsulRegistry {
         };
         let choice = interfaces::choose(&service.interfaces, addrs)
             .map_err(|e| format!("job `{}`: {e}", job.name))?;
-        let Some(def) = ServiceDef::for_job(job, &self.hostname, choice.ip()) else {
+        let Some(base) = ServiceDef::for_job(job, &self.hostname, choice.ip()) else {
             return Ok(());
         };
         self.environ.set_runtime(
             &format!("CONTAINERPILOT_{}_IP", env_name(&job.name)),
-            Some(def.address.to_string()),
+            Some(base.address.to_string()),
         );
         let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(handle) = services.get_mut(&job.name)
+            && handle.base != base
+        {
+            if handle.overrides != Overrides::default() {
+                log::info!(
+                    "{}: its definition changed; live tag and meta changes give way to the config's",
+                    job.name
+                );
+            }
+            handle.overrides = Overrides::default();
+            handle.base = base.clone();
+        }
+        let def = match services.get(&job.name) {
+            Some(handle) => base.with(&handle.overrides),
+            None => base.clone(),
+        };
         match services.get_mut(&job.name) {
             Some(handle) if handle.def == def => {}
             Some(handle) => {
@@ -237,12 +288,47 @@ impl ConsulRegistry {
                     ),
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
-                let agent = ServiceAgent::new(def.clone(), self.client.clone(), rx);
+                let (view_tx, view) = watch::channel(CheckView::default());
+                let agent = ServiceAgent::new(def.clone(), self.client.clone(), rx, view_tx);
                 tokio::spawn(agent.run());
-                services.insert(job.name.clone(), AgentHandle { def, tx });
+                services.insert(
+                    job.name.clone(),
+                    AgentHandle {
+                        def,
+                        base,
+                        overrides: Overrides::default(),
+                        tx,
+                        view,
+                    },
+                );
             }
         }
         Ok(())
+    }
+}
+
+impl ConsulRegistry {
+    /// What `job` registers now (with live changes); `None` when it is not
+    /// advertised.
+    pub fn service(&self, job: &str) -> Option<ServiceDef> {
+        let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        services.get(job).map(|h| h.def.clone())
+    }
+
+    /// Follows what the agent has of `job`'s service (see [`CheckView`]).
+    pub fn check_view(&self, job: &str) -> Option<watch::Receiver<CheckView>> {
+        let services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        services.get(job).map(|h| h.view.clone())
+    }
+
+    fn live(job: &str, handle: &AgentHandle, registered: bool) -> LiveService {
+        LiveService {
+            job: job.to_string(),
+            id: handle.def.id.clone(),
+            tags: handle.def.tags.clone(),
+            meta: handle.def.meta.clone(),
+            registered,
+        }
     }
 }
 
@@ -268,6 +354,61 @@ impl ServiceRegistry for ConsulRegistry {
             log::error!("reload: {e}; those jobs keep their previous Consul registration");
         }
     }
+
+    /// Applies a live tag/meta change: the service is registered again at
+    /// once (same ID, same check status), the job's process is not touched.
+    fn edit_service(&self, job: &str, edit: ServiceEdit) -> EditFuture {
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(handle) = services.get_mut(job) else {
+            return ready(Err(EditError::NotAdvertised(job.to_string())));
+        };
+        let overrides = match handle
+            .overrides
+            .edited(&handle.base.tags, &handle.base.meta, &edit)
+        {
+            Ok(o) => o,
+            Err(why) => return ready(Err(EditError::Invalid(why))),
+        };
+        let def = handle.base.with(&overrides);
+        handle.overrides = overrides;
+        if def == handle.def {
+            let registered = handle.view.borrow().registered;
+            return ready(Ok(Self::live(job, handle, registered)));
+        }
+        log::info!(
+            "{}: tags now [{}], meta {{{}}}: registering {} again",
+            job,
+            def.tags.join(", "),
+            def.meta
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            def.id
+        );
+        handle.def = def.clone();
+        let (tx, rx) = oneshot::channel();
+        let sent = handle.tx.send(Msg::Edit(def, tx)).is_ok();
+        let view = Self::live(job, handle, false);
+        Box::pin(async move {
+            if !sent {
+                return Err(EditError::Pending(
+                    "the registration task has stopped".into(),
+                ));
+            }
+            match rx.await {
+                Ok(Ok(registered)) => Ok(LiveService { registered, ..view }),
+                Ok(Err(why)) => Err(EditError::Pending(why)),
+                Err(_) => Err(EditError::Pending(
+                    "the registration task has stopped".into(),
+                )),
+            }
+        })
+    }
+}
+
+fn ready(result: Result<LiveService, EditError>) -> EditFuture {
+    Box::pin(async move { result })
 }
 
 /// What the job wants in Consul.
@@ -303,6 +444,11 @@ struct ServiceAgent {
     retry_at: Option<Instant>,
     /// Registered at least once (for "registered again" in the log).
     registered_once: bool,
+    /// Passing health results taken from the job, and how many of them the
+    /// agent has (for [`CheckView::passes`]).
+    passes_taken: u64,
+    passes_applied: u64,
+    view: watch::Sender<CheckView>,
 }
 
 /// Why a step did not complete.
@@ -316,6 +462,7 @@ impl ServiceAgent {
         def: ServiceDef,
         client: ConsulClient,
         rx: mpsc::UnboundedReceiver<Msg>,
+        view: watch::Sender<CheckView>,
     ) -> ServiceAgent {
         let mut returns = client.agent_returns();
         returns.mark_unchanged();
@@ -330,6 +477,9 @@ impl ServiceAgent {
             backoff: Backoff::new(RETRY_INITIAL, RETRY_MAX),
             retry_at: None,
             registered_once: false,
+            passes_taken: 0,
+            passes_applied: 0,
+            view,
         }
     }
 
@@ -343,7 +493,7 @@ impl ServiceAgent {
                         Msg::Action(action, ack) => {
                             let urgent = self.take(action);
                             if urgent || self.retry_at.is_none() {
-                                self.sync_now().await;
+                                let _ = self.sync_now().await;
                             }
                             let _ = ack.send(());
                         }
@@ -352,11 +502,21 @@ impl ServiceAgent {
                             if matches!(self.have, Have::Registered(_)) {
                                 self.have = Have::Unknown;
                             }
-                            self.sync_now().await;
+                            let _ = self.sync_now().await;
+                        }
+                        Msg::Edit(def, reply) => {
+                            self.def = def;
+                            if matches!(self.have, Have::Registered(_)) {
+                                self.have = Have::Unknown;
+                            }
+                            let result = self.sync_now().await;
+                            let _ = reply.send(result.map(|()| matches!(self.have, Have::Registered(_))));
                         }
                     }
                 }
-                _ = sleep_until(self.retry_at) => self.sync_now().await,
+                _ = sleep_until(self.retry_at) => {
+                    let _ = self.sync_now().await;
+                }
                 changed = self.returns.changed(), if returns_open => {
                     if changed.is_err() {
                         returns_open = false;
@@ -365,7 +525,7 @@ impl ServiceAgent {
                     if matches!(self.have, Have::Registered(_)) {
                         self.have = Have::Unknown;
                     }
-                    self.sync_now().await;
+                    let _ = self.sync_now().await;
                 }
             }
         }
@@ -384,6 +544,7 @@ impl ServiceAgent {
             ServiceAction::Pass => {
                 self.want = Want::Present(Some(Status::Passing));
                 self.refresh_due = true;
+                self.passes_taken += 1;
                 false
             }
             ServiceAction::Fail => {
@@ -398,11 +559,15 @@ impl ServiceAgent {
         }
     }
 
-    async fn sync_now(&mut self) {
-        match self.sync().await {
+    /// Syncs now; on failure schedules a retry and returns why.
+    async fn sync_now(&mut self) -> Result<(), String> {
+        let result = self.sync().await;
+        self.publish_view();
+        match result {
             Ok(()) => {
                 self.backoff.reset();
                 self.retry_at = None;
+                Ok(())
             }
             Err(StepError::Retry(why)) => {
                 if !self.backoff.is_backing_off() {
@@ -414,8 +579,35 @@ impl ServiceAgent {
                     log::debug!("{}: Consul call failed again ({why})", self.def.name);
                 }
                 self.retry_at = Some(Instant::now() + self.backoff.next_delay());
+                Err(why)
             }
         }
+    }
+
+    /// Tells followers of [`CheckView`] what the agent has now. A failed
+    /// call leaves the view as it was: a blip is no reason for a leader to
+    /// step down (its session's TTL decides that).
+    fn publish_view(&self) {
+        let (registered, passing) = match self.have {
+            Have::Registered(status) => (true, status == Some(Status::Passing)),
+            Have::Absent => (false, false),
+            Have::Unknown => return,
+        };
+        let passes = self.passes_applied;
+        self.view.send_if_modified(|v| {
+            let new = CheckView {
+                registered,
+                passing,
+                passes: if passing {
+                    passes.max(v.passes)
+                } else {
+                    v.passes
+                },
+            };
+            let changed = *v != new;
+            *v = new;
+            changed
+        });
     }
 
     /// Brings the agent in line with `want`; at most a few calls.
@@ -452,6 +644,9 @@ impl ServiceAgent {
             Ok(_) => {
                 self.have = Have::Registered(status);
                 self.refresh_due = false;
+                if status == Some(Status::Passing) {
+                    self.passes_applied = self.passes_taken;
+                }
                 let again = if self.registered_once { " again" } else { "" };
                 self.registered_once = true;
                 log::info!(
@@ -487,6 +682,9 @@ impl ServiceAgent {
             Ok(_) => {
                 self.have = Have::Registered(Some(status));
                 self.refresh_due = false;
+                if status == Status::Passing {
+                    self.passes_applied = self.passes_taken;
+                }
                 log::debug!("{}: TTL check set to {}", self.def.name, status.as_str());
                 Ok(())
             }

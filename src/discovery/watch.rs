@@ -100,6 +100,8 @@ pub struct Watch {
     /// Keeps the directory alive while the watch runs.
     dir: Arc<RuntimeDir>,
     file: PathBuf,
+    /// What changed since the last event (service watches).
+    changes_file: PathBuf,
     env_prefix: String,
     source: String,
 }
@@ -119,6 +121,7 @@ impl Watch {
         };
         Watch {
             file: dir.file_for(&config.name, extension),
+            changes_file: dir.file_for(&config.name, "changes.json"),
             env_prefix: payload::env_prefix(&config.name),
             source: config.source(),
             config,
@@ -235,7 +238,7 @@ impl Watch {
 
     /// Updates the environment and file, then publishes the events.
     async fn publish(&self, before: Option<&Snapshot>, now: &Snapshot) {
-        let (vars, bytes) = match now {
+        let (mut vars, bytes) = match now {
             Snapshot::Service(list) => (
                 payload::instance_vars(&self.env_prefix, list, &self.file),
                 payload::instances_json(list),
@@ -254,6 +257,22 @@ impl Watch {
         };
         if let Err(e) = payload::write_atomic(self.file.clone(), bytes).await {
             log::error!("{}: {e} (in {})", self.source, self.dir.path().display());
+        }
+        if let Snapshot::Service(list) = now {
+            let previous = match before {
+                Some(Snapshot::Service(old)) => old.as_slice(),
+                _ => &[],
+            };
+            let changes = payload::changes(previous, list);
+            vars.extend(payload::changes_vars(
+                &self.env_prefix,
+                &changes,
+                &self.changes_file,
+            ));
+            let bytes = payload::changes_json(&changes);
+            if let Err(e) = payload::write_atomic(self.changes_file.clone(), bytes).await {
+                log::error!("{}: {e} (in {})", self.source, self.dir.path().display());
+            }
         }
         for (key, value) in vars {
             self.environ.set_runtime(&key, value);

@@ -2,13 +2,25 @@
 //!
 //! A check runs as its own task with its own timeout, and reports back over a
 //! channel, so a slow or hung check can never stall the job or the bus. On
-//! timeout the check's whole process group is killed.
+//! timeout an exec check's whole process group is killed.
+//!
+//! Three kinds, one contract (a `bool` on `results`, within `timeout`):
+//! - `exec`: a command; exit 0 is healthy;
+//! - `http`: a GET in-process (no curl in the image); a status in the
+//!   configured range is healthy, redirects are not followed;
+//! - `tcp`: a connect in-process (no nc in the image); connected is healthy.
+//!
+//! HTTP and TCP failures are logged with their reason at each failed check,
+//! as an exec check's own output would be, so "why is my service critical"
+//! is answered in the log.
 
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::environ::Environ;
 use crate::process::{self, Output, Reaper};
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::ops::RangeInclusive;
+use std::sync::OnceLock;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -25,7 +37,12 @@ impl RunningCheck {
 
     /// Kills the check's processes and forgets its result.
     pub fn cancel(self) {
-        if let Some(pgid) = self.pgid {
+        // A finished exec check has been reaped: its pid (and so its group
+        // id) may already belong to a process we did not start, which must
+        // never get a signal from us (a shared PID namespace makes that real).
+        if !self.task.is_finished()
+            && let Some(pgid) = self.pgid
+        {
             process::signal_group(pgid, Signal::SIGKILL);
         }
         self.task.abort();
@@ -86,10 +103,13 @@ pub fn start(
         HealthCheck::Tcp { address } => {
             let address = address.clone();
             let task = tokio::spawn(async move {
-                let passed =
-                    tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address))
-                        .await
-                        .is_ok_and(|r| r.is_ok());
+                let passed = match tcp_check(&address, timeout).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log::info!("{name}: {e}");
+                        false
+                    }
+                };
                 let _ = results.send(passed).await;
             });
             RunningCheck { task, pgid: None }
@@ -98,13 +118,12 @@ pub fn start(
             let url = url.clone();
             let ok_status = ok_status.clone();
             let task = tokio::spawn(async move {
-                let passed = match tokio::time::timeout(timeout, http_status(&url)).await {
-                    Ok(Ok(code)) => ok_status.contains(&code),
-                    Ok(Err(e)) => {
-                        log::debug!("{name}: {e}");
+                let passed = match http_check(&url, &ok_status, timeout).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log::info!("{name}: {e}");
                         false
                     }
-                    Err(_) => false,
                 };
                 let _ = results.send(passed).await;
             });
@@ -113,41 +132,224 @@ pub fn start(
     }
 }
 
-/// GETs a plain `http://` URL and returns the status code. Health checks
-/// only need the status line, so a full HTTP client is not worth its size.
-async fn http_status(url: &str) -> Result<u16, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("only http:// URLs are supported, got {url}"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("connect {authority}: {e}"))?;
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: autopilot\r\nConnection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut head = [0u8; 64];
-    let mut got = 0;
-    while got < 12 {
-        let n = stream
-            .read(&mut head[got..])
-            .await
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        got += n;
+/// Connects to `address` (`host:port`; the name is resolved at each check,
+/// so a restarted upstream with a new address is followed) and closes the
+/// connection at once. `Err` says why the check failed.
+async fn tcp_check(address: &str, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await {
+        Ok(Ok(_stream)) => Ok(()),
+        Ok(Err(e)) => Err(format!("cannot connect to {address}: {e}")),
+        Err(_) => Err(format!(
+            "connecting to {address} timed out after {timeout:?}"
+        )),
     }
-    let line = String::from_utf8_lossy(&head[..got]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response: {line:?}"))
+}
+
+/// GETs `url` and judges its status. `Err` says why the check failed.
+///
+/// Like the kubelet's httpGet probe, a fresh connection is opened for each
+/// check (`Connection: close`, no pooled connections): a connection kept
+/// alive from an earlier check would hide an app that no longer accepts new
+/// ones. Redirects are not followed: a 3xx is judged as a status.
+async fn http_check(
+    url: &str,
+    ok_status: &RangeInclusive<u16>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let client = http_client()?;
+    let request = client
+        .get(url)
+        .header(reqwest::header::CONNECTION, "close")
+        .timeout(timeout)
+        .send();
+    // reqwest's own timeout covers the request; this one also bounds name
+    // resolution, which runs on a blocking thread.
+    let response = match tokio::time::timeout(timeout, request).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) if e.is_timeout() => {
+            return Err(format!("GET {url} timed out after {timeout:?}"));
+        }
+        Ok(Err(e)) => return Err(format!("GET {url} failed: {}", describe(e))),
+        Err(_) => return Err(format!("GET {url} timed out after {timeout:?}")),
+    };
+    let status = response.status().as_u16();
+    if ok_status.contains(&status) {
+        Ok(())
+    } else {
+        Err(format!(
+            "GET {url} answered {status}, expected {}-{}",
+            ok_status.start(),
+            ok_status.end()
+        ))
+    }
+}
+
+/// The one HTTP client of every HTTP check.
+///
+/// Building a client loads the system's CA certificates (for `https://`
+/// checks), far too costly to repeat every few seconds, so it is built once,
+/// on the first HTTP check, and never changes: it holds no per-job or
+/// per-request state (no cookies, no pooled connections), only settings.
+/// No proxy: `HTTP_PROXY` in a pod is meant for the app's outbound traffic,
+/// never for a check of the app itself.
+fn http_client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .user_agent(concat!("autopilot/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| {
+                    format!(
+                        "cannot set up the HTTP client for health checks: {}",
+                        crate::discovery::client::error_chain(&e)
+                    )
+                })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A failed request in a few words: the cause ("Connection refused",
+/// "invalid peer certificate: UnknownIssuer"), not reqwest's wrapper text.
+fn describe(e: reqwest::Error) -> String {
+    let connect = e.is_connect();
+    let e = e.without_url();
+    let mut root: &dyn std::error::Error = &e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let text = if connect {
+        format!("cannot connect: {root}")
+    } else {
+        crate::discovery::client::error_chain(&e)
+    };
+    if text.contains("UnknownIssuer") || text.contains("not valid for name") {
+        format!(
+            "{text} (the app's certificate is not trusted for this URL: https checks verify \
+             certificates against the system's CAs; use an `exec` check with `curl -k` for a \
+             self-signed one)"
+        )
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Serves `answers` (raw HTTP responses), one connection each, and
+    /// returns the port and the requests received.
+    async fn server(answers: Vec<&'static str>) -> (u16, JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for answer in answers {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                seen.push(String::from_utf8_lossy(&request).into_owned());
+                stream.write_all(answer.as_bytes()).await.unwrap();
+                stream.shutdown().await.unwrap();
+            }
+            seen
+        });
+        (port, task)
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    const UNAVAILABLE: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    const REDIRECT: &str =
+        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n";
+
+    #[tokio::test]
+    async fn http_status_decides_and_redirects_are_not_followed() {
+        let (port, seen) = server(vec![OK, UNAVAILABLE, REDIRECT, REDIRECT]).await;
+        let url = format!("http://127.0.0.1:{port}/health?deep=1");
+        let t = Duration::from_secs(5);
+        assert_eq!(http_check(&url, &(200..=299), t).await, Ok(()));
+        let e = http_check(&url, &(200..=299), t).await.unwrap_err();
+        assert!(e.contains("answered 503, expected 200-299"), "{e}");
+        let e = http_check(&url, &(200..=299), t).await.unwrap_err();
+        assert!(e.contains("answered 302"), "{e}");
+        assert_eq!(http_check(&url, &(200..=399), t).await, Ok(()));
+        let requests = seen.await.unwrap();
+        assert_eq!(requests.len(), 4, "the redirect was followed: {requests:?}");
+        let first = requests[0].to_ascii_lowercase();
+        assert!(
+            first.starts_with("get /health?deep=1 http/1.1\r\n"),
+            "{first}"
+        );
+        assert!(
+            first.contains(&format!("host: 127.0.0.1:{port}\r\n")),
+            "{first}"
+        );
+        assert!(first.contains("connection: close\r\n"), "{first}");
+    }
+
+    #[tokio::test]
+    async fn http_failures_say_why() {
+        // A port nobody listens on: bind one, then close it.
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{port}/");
+        let e = http_check(&url, &(200..=299), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!("GET {url} failed: cannot connect")),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_http_check_that_hangs_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts and never answers.
+        let hold = tokio::spawn(async move {
+            let (_stream, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await
+        });
+        let url = format!("http://127.0.0.1:{port}/");
+        let e = http_check(&url, &(200..=299), Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(e.contains("timed out after 200ms"), "{e}");
+        hold.abort();
+    }
+
+    #[tokio::test]
+    async fn tcp_connects_or_says_why() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let t = Duration::from_secs(5);
+        assert_eq!(tcp_check(&format!("127.0.0.1:{port}"), t).await, Ok(()));
+        assert_eq!(tcp_check(&format!("localhost:{port}"), t).await, Ok(()));
+        drop(listener);
+        let e = tcp_check(&format!("127.0.0.1:{port}"), t)
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot connect to 127.0.0.1:{port}:")),
+            "{e}"
+        );
+    }
 }

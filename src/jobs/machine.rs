@@ -582,12 +582,23 @@ impl Machine {
         self.begin_stop(now, fx);
     }
 
-    /// Publishes `stopping` and waits for stop hooks before terminating.
+    /// Deregisters, publishes `stopping` and waits for stop hooks before
+    /// terminating.
+    ///
+    /// Deregistration comes first, before the stop hooks run: clients stop
+    /// being sent here while a `preStop` hook drains, and in a Kubernetes pod
+    /// (where the app gets its own SIGTERM from the kubelet, not from us)
+    /// the service leaves Consul as soon as autopilot hears SIGTERM. The
+    /// runner awaits the deregistration (bounded) before the next effect, so
+    /// the hooks start after it.
     fn begin_stop(&mut self, _now: Instant, fx: &mut Vec<Effect>) {
         self.armed = false;
         self.state = State::Stopping;
         fx.push(Effect::CancelTimer(Timer::HealthTick));
         fx.push(Effect::CancelHealthCheck);
+        if self.rules.advertised {
+            fx.push(Effect::Service(ServiceAction::Deregister));
+        }
         fx.push(Effect::Publish(EventCode::Stopping));
         if let Some(t) = self.rules.stop_timeout {
             fx.push(Effect::SetTimer(Timer::StopGrace, t));
@@ -599,16 +610,13 @@ impl Machine {
         }
     }
 
-    /// Deregisters (so clients drain first), then asks the process to stop;
-    /// without a process the job is done.
+    /// Asks the process to stop (the service was deregistered when stopping
+    /// began); without a process the job is done.
     fn terminate(&mut self, fx: &mut Vec<Effect>) {
         if self.terminated {
             return;
         }
         self.terminated = true;
-        if self.rules.advertised {
-            fx.push(Effect::Service(ServiceAction::Deregister));
-        }
         if !self.process_running {
             self.finish(fx);
             return;
@@ -639,7 +647,8 @@ impl Machine {
         ] {
             fx.push(Effect::CancelTimer(t));
         }
-        if self.rules.advertised {
+        // When stopping, the service left Consul as stopping began.
+        if self.rules.advertised && self.state != State::Stopping {
             fx.push(Effect::Service(ServiceAction::Deregister));
         }
         self.state = State::Stopped;

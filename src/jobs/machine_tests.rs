@@ -475,3 +475,32 @@ fn a_job_without_exec_is_active_without_a_process() {
     assert!(fx.contains(&Effect::Service(ServiceAction::Deregister)));
     assert_eq!(m.state(), State::Stopped);
 }
+
+#[test]
+fn shutdown_deregisters_before_the_stop_hooks_run() {
+    let mut app = job("app");
+    app.service = Some(ServiceConfig::default());
+    let mut pre_stop = job("preStop");
+    pre_stop.when = on_event(EventCode::Stopping, "app", Repeat::Once);
+    let all = vec![app.clone(), pre_stop];
+    let mut a = machine(&app, &all);
+    let t0 = Instant::now();
+    a.on(startup(), t0);
+    let fx = a.on(shutdown(), t0);
+    let dereg = fx
+        .iter()
+        .position(|e| *e == Effect::Service(ServiceAction::Deregister))
+        .expect("deregistered at once");
+    let stopping = fx
+        .iter()
+        .position(|e| *e == Effect::Publish(EventCode::Stopping))
+        .unwrap();
+    assert!(dereg < stopping, "{fx:?}");
+    // Once is enough: the hook's end and the exit do not deregister again.
+    let fx = a.on(ev(EventCode::Stopped, "preStop"), t0);
+    assert!(fx.contains(&Effect::Signal(Signal::SIGTERM)), "{fx:?}");
+    assert!(!fx.contains(&Effect::Service(ServiceAction::Deregister)));
+    let fx = a.on(Input::Exited(ExitStatus::Exited(0)), t0);
+    assert!(!fx.contains(&Effect::Service(ServiceAction::Deregister)));
+    assert_eq!(a.state(), State::Stopped);
+}

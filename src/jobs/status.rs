@@ -6,8 +6,9 @@
 //! the control socket nor telemetry needs a hook inside jobs or watches.
 
 use super::machine::{Health, State};
+use crate::discovery::ServiceRegistry;
 use crate::process::ExitStatus;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +29,26 @@ pub struct JobStatus {
     /// (`registered`, `passing`, `critical`, `deregistered`); `None` before
     /// the first request or when the job is not advertised.
     pub service: Option<&'static str>,
+    /// The job's part in its leader election (jobs with `leader` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<LeaderStatus>,
+}
+
+/// A job's part in a leader election, kept by its election task
+/// (`crate::coordination::leader`), apart from what the runner writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderStatus {
+    /// `leader`; `candidate` (competing for the key); `standby` (not
+    /// competing: the job is not healthy in Consul).
+    pub role: String,
+    /// The Consul KV key competed for.
+    pub key: String,
+    /// The service ID holding the key, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// When `role` last changed, in milliseconds since the Unix epoch (so
+    /// transitions can be ordered across instances on one host).
+    pub since_ms: u64,
 }
 
 impl JobStatus {
@@ -42,6 +63,7 @@ impl JobStatus {
             last_exit_code: None,
             advertised,
             service: None,
+            leader: None,
         }
     }
 
@@ -78,6 +100,11 @@ pub struct StatusBoard {
     jobs: Arc<Mutex<BTreeMap<String, JobStatus>>>,
     watches: Arc<Mutex<BTreeMap<String, WatchStatus>>>,
     check_observer: Arc<Mutex<Option<CheckObserver>>>,
+    /// Leader election state by job; merged into [`JobStatus::leader`].
+    leaders: Arc<Mutex<BTreeMap<String, LeaderStatus>>>,
+    /// The service registry behind the jobs, so the control socket can
+    /// change a running service's tags without a hook in the supervisor.
+    registry: Arc<Mutex<Option<Arc<dyn ServiceRegistry>>>>,
 }
 
 impl StatusBoard {
@@ -93,11 +120,38 @@ impl StatusBoard {
     }
 
     pub fn get(&self, name: &str) -> Option<JobStatus> {
-        self.jobs.lock().unwrap().get(name).cloned()
+        let mut status = self.jobs.lock().unwrap().get(name).cloned()?;
+        status.leader = self.leaders.lock().unwrap().get(name).cloned();
+        Some(status)
     }
 
     pub fn all(&self) -> Vec<JobStatus> {
-        self.jobs.lock().unwrap().values().cloned().collect()
+        let leaders = self.leaders.lock().unwrap().clone();
+        let mut all: Vec<JobStatus> = self.jobs.lock().unwrap().values().cloned().collect();
+        for status in &mut all {
+            status.leader = leaders.get(&status.name).cloned();
+        }
+        all
+    }
+
+    /// Records a job's part in its leader election (`None`: it no longer
+    /// competes).
+    pub fn set_leader(&self, job: &str, status: Option<LeaderStatus>) {
+        let mut leaders = self.leaders.lock().unwrap();
+        match status {
+            Some(s) => leaders.insert(job.to_string(), s),
+            None => leaders.remove(job),
+        };
+    }
+
+    /// Makes the service registry reachable from the control socket.
+    pub fn set_registry(&self, registry: Arc<dyn ServiceRegistry>) {
+        *self.registry.lock().unwrap() = Some(registry);
+    }
+
+    /// The service registry, once discovery has started.
+    pub fn registry(&self) -> Option<Arc<dyn ServiceRegistry>> {
+        self.registry.lock().unwrap().clone()
     }
 
     /// Records what a watch saw (called by the watch task).

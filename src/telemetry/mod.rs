@@ -6,6 +6,7 @@
 //!   checks, restarts, watch instances);
 //! - [`server`]: the HTTP endpoint (`/metrics`, `/status`) on
 //!   `telemetry.port`, on every interface;
+//! - [`probes`]: the kubelet's `/live` and `/ready`, on the same endpoint;
 //! - [`job`]: the synthetic `containerpilot` job that advertises the
 //!   endpoint in Consul, added by [`prepare`] to the config autopilot runs.
 //!
@@ -17,6 +18,7 @@
 pub mod builtin;
 pub mod job;
 pub mod metrics;
+pub mod probes;
 pub mod server;
 pub mod summary;
 
@@ -137,7 +139,7 @@ impl Telemetry {
             "telemetry",
             true,
         ));
-        log::info!("telemetry: serving /metrics and /status on port {port}");
+        log::info!("telemetry: serving /metrics, /status, /live and /ready on port {port}");
         *self.inner.serving.lock().unwrap() = Some(Serving {
             port,
             task: task.abort_handle(),

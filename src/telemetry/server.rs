@@ -1,5 +1,6 @@
-//! The telemetry HTTP endpoint: `/metrics` in the Prometheus text format and
-//! ContainerPilot's `/status` view of services and watches.
+//! The telemetry HTTP endpoint: `/metrics` in the Prometheus text format,
+//! ContainerPilot's `/status` view of services and watches, and the
+//! kubelet's probes `/live` and `/ready` ([`super::probes`]).
 
 use super::Telemetry;
 use crate::control::http::{self, Handler, Response};
@@ -32,9 +33,14 @@ impl Handler for Endpoint {
                 }
             },
             "/status" => http::json(StatusCode::OK, &self.telemetry.status()),
+            "/live" => super::probes::live(&self.telemetry).await,
+            "/ready" => super::probes::ready(&self.telemetry),
             other => http::error(
                 StatusCode::NOT_FOUND,
-                format!("no such path {other}: the telemetry endpoint serves /metrics and /status"),
+                format!(
+                    "no such path {other}: the telemetry endpoint serves /metrics, /status, \
+                     /live and /ready"
+                ),
             ),
         }
     }

@@ -1,7 +1,10 @@
 //! A job's `health` block.
 //!
 //! ContainerPilot 3 only had `exec` checks; `http` and `tcp` are ours, so a
-//! check needs no curl or nc in the image. `interval` and `ttl` were integer
+//! check needs no curl or nc in the image (a sidecar checking the app over
+//! the pod's shared network has neither). Their values are checked here as
+//! far as can be without the network: a URL autopilot can GET, a status
+//! range, a `host:port` it can connect to. `interval` and `ttl` were integer
 //! seconds in ContainerPilot; we also accept duration strings (`"5s"`), which
 //! configs in the wild use and ContainerPilot rejected for no good reason.
 
@@ -21,8 +24,11 @@ const HEALTH_KEYS: &[&str] = &[
 const HTTP_KEYS: &[&str] = &["url", "status"];
 const LOGGING_KEYS: &[&str] = &["raw"];
 
-/// Statuses that count as healthy when `http.status` is not given.
-const DEFAULT_OK_STATUS: RangeInclusive<u16> = 200..=299;
+/// Statuses that count as healthy when `http.status` is not given: 2xx, as
+/// Consul's own HTTP checks count them. Redirects are not followed, so an
+/// app that answers its health URL with a redirect needs `status: "200-399"`
+/// (the kubelet's httpGet range).
+pub const DEFAULT_OK_STATUS: RangeInclusive<u16> = 200..=299;
 
 pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<HealthConfig> {
     if let Value::String(_) | Value::Array(_) = v.value {
@@ -109,7 +115,7 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         Some(v) => logging_raw(v, &f.path_of("logging"), rep),
         None => false,
     };
-    f.finish(rep, &no_special);
+    f.finish(rep, &health_key_hint);
 
     Some(HealthConfig {
         check: check?,
@@ -189,7 +195,7 @@ fn decode_http(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option
             let url = f.get("url", rep);
             let url_path = f.path_of("url");
             let span = f.span();
-            f.finish(rep, &no_special);
+            f.finish(rep, &http_key_hint);
             let Some(url) = url else {
                 rep.error(
                     span,
@@ -203,19 +209,48 @@ fn decode_http(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option
         }
     };
     let url = values::non_empty_string(url_value, &url_path, rep, "write the URL to GET")?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        rep.error(
-            url_value.span(),
-            &url_path,
-            format!("`{url}` is not an http:// or https:// URL"),
-            Some("write a full URL, for example `http://localhost:8080/health`".into()),
-        );
+    if let Err((message, hint)) = check_url(&url) {
+        rep.error(url_value.span(), &url_path, message, Some(hint));
         return None;
     }
     Some(HealthCheck::Http {
         url,
         ok_status: ok_status?,
     })
+}
+
+/// Whether an HTTP check can GET `url`; else what is wrong and how to fix it.
+fn check_url(url: &str) -> Result<(), (String, String)> {
+    const EXAMPLE: &str = "write a full URL, for example `http://localhost:8080/health`";
+    let Some((scheme, _)) = url.split_once("://") else {
+        return Err((
+            format!("`{url}` is not an http:// or https:// URL"),
+            EXAMPLE.to_string(),
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err((
+            format!("`{url}`: an HTTP check GETs http:// or https:// URLs, not {scheme}://"),
+            format!(
+                "{EXAMPLE}; to check that a port accepts connections write `tcp: \"host:port\"`"
+            ),
+        ));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        (
+            format!("`{url}` is not a valid URL: {e}"),
+            EXAMPLE.to_string(),
+        )
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err((
+            format!("`{url}` holds credentials, which an HTTP check does not send"),
+            "remove `user:password@` (the URL is logged when the check fails); for an endpoint \
+             that needs them, use an `exec` check"
+                .to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// `"200-299"`, `"200"` or `200`.
@@ -232,11 +267,20 @@ fn status_range(
             .filter(|c| (100..=599).contains(c))
     };
     let range = match text.split_once('-') {
-        Some((lo, hi)) => parse(lo).zip(parse(hi)).filter(|(lo, hi)| lo <= hi),
+        Some((lo, hi)) => parse(lo).zip(parse(hi)),
         None => parse(&text).map(|c| (c, c)),
     };
     match range {
-        Some((lo, hi)) => Some(lo..=hi),
+        Some((lo, hi)) if lo <= hi => Some(lo..=hi),
+        Some((lo, hi)) => {
+            rep.error(
+                v.span(),
+                path,
+                format!("the status range `{text}` ends before it starts"),
+                Some(format!("write the lower status first: `\"{hi}-{lo}\"`")),
+            );
+            None
+        }
         None => {
             rep.error(
                 v.span(),
@@ -254,17 +298,280 @@ fn status_range(
 
 fn decode_tcp(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<HealthCheck> {
     let address = values::non_empty_string(v, path, rep, "write `host:port`")?;
-    let valid = address
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-    if !valid {
-        rep.error(
-            v.span(),
-            path,
-            format!("`{address}` is not a `host:port` address"),
-            Some("for example `tcp: \"localhost:5432\"`".into()),
-        );
-        return None;
+    match check_host_port(address.trim()) {
+        Ok(()) => Some(HealthCheck::Tcp {
+            address: address.trim().to_string(),
+        }),
+        Err((message, hint)) => {
+            rep.error(v.span(), path, message, Some(hint));
+            None
+        }
     }
-    Some(HealthCheck::Tcp { address })
+}
+
+/// Whether a TCP check can connect to `address`; else what is wrong and how
+/// to fix it. IPv6 addresses go in brackets, as in a URL.
+fn check_host_port(address: &str) -> Result<(), (String, String)> {
+    if let Some((scheme, rest)) = address.split_once("://") {
+        return Err((
+            format!("`{address}` has a scheme: a TCP check takes `host:port`"),
+            format!(
+                "write `{rest}`{}",
+                if scheme.starts_with("http") {
+                    ", or use `http:` for an HTTP check"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let (host, port) = if let Some(rest) = address.strip_prefix('[') {
+        let Some((ip, port)) = rest.split_once(']') else {
+            return Err((
+                format!("`{address}` has no closing `]`"),
+                "write an IPv6 address as `[::1]:5432`".to_string(),
+            ));
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err((
+                format!("`{ip}` in `{address}` is not an IPv6 address"),
+                "brackets are for IPv6 addresses only: `[::1]:5432`, `localhost:5432`".to_string(),
+            ));
+        }
+        let Some(port) = port.strip_prefix(':') else {
+            return Err((
+                format!("`{address}` has no port"),
+                format!("add the port: `[{ip}]:5432`"),
+            ));
+        };
+        (ip, port)
+    } else {
+        let Some((host, port)) = address.rsplit_once(':') else {
+            return Err((
+                format!("`{address}` is not a `host:port` address: the port is missing"),
+                format!("add the port to connect to, for example `{address}:5432`"),
+            ));
+        };
+        if host.contains(':') {
+            return Err((
+                format!("`{address}` is ambiguous: an IPv6 address needs brackets"),
+                format!("write `[{host}]:{port}`"),
+            ));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err((
+            format!("`{address}` has no host"),
+            format!("name the host to connect to, for example `localhost:{port}`"),
+        ));
+    }
+    if host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err((
+            format!("`{host}` in `{address}` is not a host name or IP address"),
+            "write `host:port`, for example `localhost:5432` or `10.0.0.2:5432`".to_string(),
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err((
+            format!("`{port}` in `{address}` is not a port number"),
+            format!("write a port between 1 and 65535, for example `{host}:5432`"),
+        )),
+    }
+}
+
+/// Explains keys of `health` that belong elsewhere.
+fn health_key_hint(key: &str) -> Option<String> {
+    let hint = match key {
+        "url" | "status" => {
+            "write the URL inside `http`: `http: {url: \"http://localhost:8080/health\", status: \"200-399\"}`"
+        }
+        "port" | "host" | "address" => "write the address inside `tcp`: `tcp: \"localhost:5432\"`",
+        "poll" => "ContainerPilot 2's `poll` is `interval` in ContainerPilot 3",
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
+/// Explains keys of `http` that an HTTP check does not have.
+fn http_key_hint(key: &str) -> Option<String> {
+    let hint = match key.to_ascii_lowercase().as_str() {
+        "method" => "an HTTP check always sends GET; for another method use an `exec` check",
+        "headers" | "header" | "host" => {
+            "an HTTP check sends no custom headers (Host comes from the URL); use an `exec` \
+             check with `curl -H` for that"
+        }
+        "tlsskipverify" | "tls_skip_verify" | "insecure" | "verify" | "tls" => {
+            "https checks always verify the certificate against the system's CAs; for a \
+             self-signed certificate use an `exec` check with `curl -k`"
+        }
+        "timeout" | "interval" | "ttl" => "this belongs in `health`, beside `http`",
+        "follow" | "redirects" | "followredirects" => {
+            "redirects are never followed: count them healthy with `status: \"200-399\"`"
+        }
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::error::ConfigError;
+
+    fn health_of(health: &str) -> Result<HealthCheck, ConfigError> {
+        let text = format!(
+            "{{jobs: [{{name: 'web', port: 80,\n health: {{{health}, interval: 5, ttl: 10}}}}]}}"
+        );
+        crate::config::parse_str(&text, "t.json5")
+            .map(|l| l.config.jobs[0].health.clone().unwrap().check)
+    }
+
+    /// The one error of `health`: (path, message, hint).
+    fn error_of(health: &str) -> (String, String, String) {
+        let err = health_of(health).expect_err("should be refused");
+        let errors: Vec<_> = err.errors().collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        let d = errors[0];
+        assert_eq!(d.line, 2, "{d}");
+        (
+            d.path.clone(),
+            d.message.clone(),
+            d.hint.clone().unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn http_checks_accept_urls_and_ranges() {
+        assert_eq!(
+            health_of("http: 'http://127.0.0.1:8080/health?x=1'").unwrap(),
+            HealthCheck::Http {
+                url: "http://127.0.0.1:8080/health?x=1".into(),
+                ok_status: 200..=299,
+            }
+        );
+        for (status, range) in [
+            ("'200-399'", 200..=399),
+            ("' 204 - 204 '", 204..=204),
+            ("200", 200..=200),
+            ("'301'", 301..=301),
+        ] {
+            assert_eq!(
+                health_of(&format!(
+                    "http: {{url: 'https://[::1]:8443/ready', status: {status}}}"
+                ))
+                .unwrap(),
+                HealthCheck::Http {
+                    url: "https://[::1]:8443/ready".into(),
+                    ok_status: range,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn bad_http_values_say_what_and_how_to_fix() {
+        let (path, message, hint) = error_of("http: 'localhost:8080/health'");
+        assert_eq!(path, "jobs[0].health.http");
+        assert!(
+            message.contains("not an http:// or https:// URL"),
+            "{message}"
+        );
+        assert!(hint.contains("http://localhost:8080/health"), "{hint}");
+
+        let (_, message, hint) = error_of("http: 'tcp://db:5432'");
+        assert!(message.contains("not tcp://"), "{message}");
+        assert!(hint.contains("tcp: \"host:port\""), "{hint}");
+
+        let (_, message, _) = error_of("http: 'http://'");
+        assert!(message.contains("not a valid URL: empty host"), "{message}");
+
+        let (_, message, _) = error_of("http: 'http://web:99999/'");
+        assert!(
+            message.contains("not a valid URL: invalid port"),
+            "{message}"
+        );
+
+        let (_, message, hint) = error_of("http: 'http://u:secret@web/'");
+        assert!(message.contains("credentials"), "{message}");
+        assert!(hint.contains("exec"), "{hint}");
+
+        let (path, message, hint) = error_of("http: {url: 'http://x/', status: '299-200'}");
+        assert_eq!(path, "jobs[0].health.http.status");
+        assert!(message.contains("ends before it starts"), "{message}");
+        assert!(hint.contains("\"200-299\""), "{hint}");
+
+        for status in ["'600'", "'2xx'", "'abc'", "99", "'200-'"] {
+            let (path, message, hint) =
+                error_of(&format!("http: {{url: 'http://x/', status: {status}}}"));
+            assert_eq!(path, "jobs[0].health.http.status", "{status}");
+            assert!(message.starts_with("invalid status"), "{message}");
+            assert!(hint.contains("between 100 and 599"), "{hint}");
+        }
+
+        let (path, message, _) = error_of("http: {status: '200'}");
+        assert_eq!(path, "jobs[0].health.http");
+        assert_eq!(message, "missing `url`");
+
+        let (path, message, hint) = error_of("http: {url: 'http://x/', headers: {Host: 'a'}}");
+        assert_eq!(path, "jobs[0].health.http.headers");
+        assert!(message.contains("unknown key `headers`"), "{message}");
+        assert!(hint.contains("curl -H"), "{hint}");
+
+        let (_, _, hint) = error_of("http: {url: 'https://x/', tlsSkipVerify: true}");
+        assert!(hint.contains("curl -k"), "{hint}");
+    }
+
+    #[test]
+    fn tcp_checks_accept_host_port() {
+        for address in [
+            "localhost:5432",
+            "10.0.0.2:1",
+            "[::1]:65535",
+            "db.internal:80",
+        ] {
+            assert_eq!(
+                health_of(&format!("tcp: '{address}'")).unwrap(),
+                HealthCheck::Tcp {
+                    address: address.into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn bad_tcp_values_say_what_and_how_to_fix() {
+        let cases = [
+            ("localhost", "the port is missing", "`localhost:5432`"),
+            (":5432", "has no host", "`localhost:5432`"),
+            ("db:0", "not a port number", "between 1 and 65535"),
+            ("db:65536", "not a port number", "`db:5432`"),
+            ("db:pg", "not a port number", "between 1 and 65535"),
+            ("::1:5432", "needs brackets", "`[::1]:5432`"),
+            ("[::1]", "has no port", "`[::1]:5432`"),
+            ("[db]:5432", "not an IPv6 address", "IPv6 addresses only"),
+            ("[::1:5432", "no closing `]`", "`[::1]:5432`"),
+            ("tcp://db:5432", "has a scheme", "write `db:5432`"),
+            ("http://web:80", "has a scheme", "use `http:`"),
+            ("my host:80", "not a host name", "localhost:5432"),
+        ];
+        for (address, message_part, hint_part) in cases {
+            let (path, message, hint) = error_of(&format!("tcp: '{address}'"));
+            assert_eq!(path, "jobs[0].health.tcp", "{address}");
+            assert!(message.contains(message_part), "{address}: {message}");
+            assert!(hint.contains(hint_part), "{address}: {hint}");
+        }
+        let (_, message, _) = error_of("tcp: ''");
+        assert!(message.contains("must not be empty"), "{message}");
+        let (_, message, _) = error_of("tcp: {host: 'db', port: 5432}");
+        assert!(message.contains("expected a string"), "{message}");
+    }
+
+    #[test]
+    fn misplaced_health_keys_are_explained() {
+        let (path, _, hint) = error_of("http: 'http://x/', url: 'http://y/'");
+        assert_eq!(path, "jobs[0].health.url");
+        assert!(hint.contains("inside `http`"), "{hint}");
+    }
 }

@@ -4,10 +4,12 @@ use super::fields::Fields;
 use super::values;
 use super::when::MIN_TASK_DURATION;
 use super::{health, restarts, service, when};
+use crate::config::duration;
 use crate::config::error::Reporter;
 use crate::config::hooks::{self, Created, JobHooks};
-use crate::config::model::{Backoff, JobConfig, When};
+use crate::config::model::{Backoff, JobConfig, LeaderConfig, When};
 use crate::config::source::{Span, Spanned, Value, line_col};
+use std::time::Duration;
 
 const JOB_KEYS: &[&str] = &[
     "name",
@@ -28,7 +30,17 @@ const JOB_KEYS: &[&str] = &[
     "backoff",
     "hooks",
     "exitOnFailure",
+    "leader",
 ];
+const LEADER_KEYS: &[&str] = &["key", "ttl", "lockDelay"];
+
+/// Leadership defaults: Consul's own session defaults (docs/coordination.md).
+pub(crate) const DEFAULT_LEADER_TTL: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
+/// Consul refuses session TTLs outside 10s..=24h and caps lock-delay at 60s.
+const MIN_LEADER_TTL: Duration = Duration::from_secs(10);
+const MAX_LEADER_TTL: Duration = Duration::from_secs(86_400);
+const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
 
 /// The name ContainerPilot gave its own telemetry job, which is registered
 /// without a health check.
@@ -182,6 +194,23 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         Some(h) => hooks::decode_job_hooks(h, &f.path_of("hooks"), rep),
         None => JobHooks::default(),
     };
+    let leader_value = f.get("leader", rep);
+    let leader = match (leader_value, &name) {
+        (Some(l), Some(name)) => decode_leader(l, &f.path_of("leader"), name, rep),
+        _ => None,
+    };
+    if let (Some(l), None) = (leader_value, &service) {
+        rep.error(
+            f.key_span("leader").unwrap_or(l.span()),
+            &f.path_of("leader"),
+            "`leader` needs `port`: leadership is tied to the job's Consul health check",
+            Some(
+                "add `port` and `health` so the job is registered, or remove `leader`; \
+                 a failing health check then gives leadership up at once"
+                    .into(),
+            ),
+        );
+    }
 
     if let (Some(service), Some(name), Some(name_value)) = (&service, &name, name_value) {
         if !is_service_name(name) {
@@ -231,13 +260,129 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         stop_timeout,
         health,
         service,
-        leader: None,
+        leader,
         logging_raw,
         main,
         exit_on_failure,
         line,
     };
     Some((job, site))
+}
+
+/// A job's `leader`: `{key, ttl, lockDelay}`, or the key alone as a string.
+/// The key defaults to `service/<job>/leader` (Consul's leader-election
+/// convention); `ttl` and `lockDelay` to Consul's own session defaults.
+fn decode_leader(
+    v: &Spanned<Value>,
+    path: &str,
+    job: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<LeaderConfig> {
+    let example =
+        format!("leader: {{key: \"service/{job}/leader\", ttl: \"15s\", lockDelay: \"5s\"}}");
+    let mut config = LeaderConfig {
+        key: format!("service/{job}/leader"),
+        ttl: DEFAULT_LEADER_TTL,
+        lock_delay: DEFAULT_LOCK_DELAY,
+    };
+    if let Value::String(_) = v.value {
+        config.key = leader_key(v, path, rep, &example)?;
+        return Some(config);
+    }
+    if !matches!(v.value, Value::Object(_)) {
+        rep.error(
+            v.span(),
+            path,
+            format!("expected an object, found {}", v.value.kind()),
+            Some(format!(
+                "write `{example}`, or the key alone: `leader: \"service/{job}/leader\"`"
+            )),
+        );
+        return None;
+    }
+    let mut f = Fields::open(v, path, "leadership settings", LEADER_KEYS, rep)?;
+    let mut ok = true;
+    if let Some(k) = f.get("key", rep) {
+        match leader_key(k, &f.path_of("key"), rep, &example) {
+            Some(key) => config.key = key,
+            None => ok = false,
+        }
+    }
+    if let Some(t) = f.get("ttl", rep).filter(|t| !values::is_blank(t)) {
+        match values::duration(t, &f.path_of("ttl"), rep, "ttl: \"15s\"") {
+            Some(d) if (MIN_LEADER_TTL..=MAX_LEADER_TTL).contains(&d) => config.ttl = d,
+            Some(d) => {
+                rep.error(
+                    t.span(),
+                    &f.path_of("ttl"),
+                    format!(
+                        "a leader's session ttl must be between 10s and 24h, not {}",
+                        duration::format(d)
+                    ),
+                    Some(
+                        "Consul refuses other session TTLs; `ttl: \"15s\"` renews every 7.5s \
+                         and hands leadership over within about 15s when autopilot dies"
+                            .into(),
+                    ),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(t) = f.get("lockDelay", rep).filter(|t| !values::is_blank(t)) {
+        match values::duration(t, &f.path_of("lockDelay"), rep, "lockDelay: \"5s\"") {
+            Some(d) if d <= MAX_LOCK_DELAY => config.lock_delay = d,
+            Some(d) => {
+                rep.error(
+                    t.span(),
+                    &f.path_of("lockDelay"),
+                    format!(
+                        "`lockDelay` must be at most 60s, not {}",
+                        duration::format(d)
+                    ),
+                    Some(
+                        "Consul caps the lock-delay at 60s; it is the time a deposed leader has \
+                         to stop acting before another can be elected"
+                            .into(),
+                    ),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    f.finish(rep, &|key| match key {
+        "lock_delay" | "lockdelay" | "delay" => Some("write `lockDelay`".to_string()),
+        "session" | "sessionTTL" => Some("the session's TTL is `ttl`".to_string()),
+        _ => None,
+    });
+    ok.then_some(config)
+}
+
+/// A leadership key: not empty, no leading `/` (Consul keys have none; we
+/// drop it as the Consul CLI does), no trailing `/` (that names a folder).
+fn leader_key(
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+    example: &str,
+) -> Option<String> {
+    let hint = format!("name a Consul KV key, e.g. `{example}`");
+    let raw = values::non_empty_string(v, path, rep, &hint)?;
+    let key = raw.trim().trim_start_matches('/');
+    if key.is_empty() || key.ends_with('/') || key != raw.trim_start_matches('/') {
+        rep.error(
+            v.span(),
+            path,
+            format!("{raw:?} is not a usable KV key"),
+            Some(format!(
+                "a key has no surrounding spaces and does not end with `/` (a folder): {hint}"
+            )),
+        );
+        return None;
+    }
+    Some(key.to_string())
 }
 
 /// Consul's rule for service names, as ContainerPilot enforced it.
@@ -305,5 +450,69 @@ mod tests {
         assert!(!is_service_name(""));
         assert_eq!(service_name_like("My_App"), "my-App");
         assert_eq!(service_name_like("_9x"), "app-9x");
+    }
+
+    fn leader_of(job: &str) -> Result<Option<LeaderConfig>, String> {
+        let text = format!("{{consul: 'c:8500', jobs: [{job}]}}");
+        crate::config::parse_str(&text, "t")
+            .map(|l| l.config.jobs[0].leader.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    const ADVERTISED: &str =
+        "name: 'db', exec: 'x', port: 3306, health: {exec: 'c', interval: 1, ttl: 5}";
+
+    #[test]
+    fn leader_forms_and_defaults() {
+        let full = leader_of(&format!(
+            "{{{ADVERTISED}, leader: {{key: '/app/primary', ttl: 20, lockDelay: '1500ms'}}}}"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(full.key, "app/primary");
+        assert_eq!(full.ttl, Duration::from_secs(20));
+        assert_eq!(full.lock_delay, Duration::from_millis(1500));
+
+        let short = leader_of(&format!("{{{ADVERTISED}, leader: 'k'}}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (short.key.as_str(), short.ttl, short.lock_delay),
+            ("k", DEFAULT_LEADER_TTL, DEFAULT_LOCK_DELAY)
+        );
+        let empty = leader_of(&format!("{{{ADVERTISED}, leader: {{}}}}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(empty.key, "service/db/leader");
+        assert_eq!(
+            leader_of(&format!("{{{ADVERTISED}, leader: {{lockDelay: 0}}}}"))
+                .unwrap()
+                .unwrap()
+                .lock_delay,
+            Duration::ZERO
+        );
+        assert_eq!(leader_of(&format!("{{{ADVERTISED}}}")).unwrap(), None);
+    }
+
+    #[test]
+    fn leader_errors_say_what_to_write() {
+        let err =
+            |leader: &str| leader_of(&format!("{{{ADVERTISED}, leader: {leader}}}")).unwrap_err();
+        let e = err("{ttl: 5}");
+        assert!(e.contains("jobs[0].leader.ttl"), "{e}");
+        assert!(e.contains("between 10s and 24h, not 5s"), "{e}");
+        assert!(err("{lockDelay: '2m'}").contains("at most 60s"));
+        assert!(err("{key: ''}").contains("must not be empty"));
+        assert!(err("{key: 'a/'}").contains("not a usable KV key"));
+        assert!(err("{key: ' a'}").contains("not a usable KV key"));
+        assert!(err("true").contains("expected an object"));
+        let e = err("{key: 'k', lock_delay: 1}");
+        assert!(
+            e.contains("unknown key `lock_delay`") && e.contains("lockDelay"),
+            "{e}"
+        );
+
+        let e = leader_of("{name: 'db', exec: 'x', leader: 'k'}").unwrap_err();
+        assert!(e.contains("`leader` needs `port`"), "{e}");
     }
 }
