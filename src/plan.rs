@@ -902,9 +902,9 @@ mod tests {
         assert!(p.warnings.is_empty(), "{p}");
         let p = plan_of(&format!("{{jobs: [{job}]}}"));
         assert!(
-            p.warnings
-                .iter()
-                .any(|w| w.message.contains("has `leader` but there is no `consul` section")),
+            p.warnings.iter().any(|w| w
+                .message
+                .contains("has `leader` but there is no `consul` section")),
             "{p}"
         );
     }
