@@ -9,6 +9,8 @@ mod it_control;
 mod it_core;
 mod it_exit_codes;
 mod it_harness;
+mod it_kv;
+mod it_leader;
 mod it_reaping;
 mod it_shutdown;
 mod it_sidecar;
