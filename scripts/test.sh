@@ -55,9 +55,19 @@ fi
 step "cargo build"
 cargo build
 
-step "cargo test"
-cargo test ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}
+# Output is also kept in a log so the closing line can add up every runner's counts.
+TEST_LOG=$(mktemp)
+trap 'rm -f "$TEST_LOG"' EXIT
 
-step "docker image and compose demo (tests/docker/hello.sh)"; bash tests/docker/hello.sh
+step "cargo test"
+cargo test ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} 2>&1 | tee "$TEST_LOG"
+
+step "docker image and compose demo (tests/docker/hello.sh)"
+bash tests/docker/hello.sh 2>&1 | tee -a "$TEST_LOG"
 
 step "all checks passed"
+# One closing line for the whole run: cargo's "test result: ok. N passed; M failed"
+# lines plus the docker test's "docker-test: N passed, M failed".
+awk '/^test result:/ { p += $4; f += $6 }
+     /^docker-test: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     END { printf "all: %d passed, %d failed\n", p, f }' "$TEST_LOG"
