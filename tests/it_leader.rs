@@ -139,6 +139,23 @@ fn wait_for_one_leader(members: &[Member], deadline: Duration, not: Option<usize
     })
 }
 
+/// Records each instance's role if it changed since the last sample.
+fn sample(targets: &[(String, PathBuf)], seen: &Seen) {
+    for (host, socket) in targets {
+        let Some(l) = leader_status(socket) else {
+            continue;
+        };
+        let (Some(role), Some(since)) = (l["role"].as_str(), l["since_ms"].as_u64()) else {
+            continue;
+        };
+        let mut seen = seen.lock().unwrap();
+        let list = seen.entry(host.clone()).or_default();
+        if list.last() != Some(&(role.to_string(), since)) {
+            list.push((role.to_string(), since));
+        }
+    }
+}
+
 /// A leadership interval of one instance, in wall-clock milliseconds.
 #[derive(Debug, Clone)]
 struct Interval {
@@ -148,12 +165,14 @@ struct Interval {
     end: Option<u64>,
 }
 
+/// By host: role changes as `(role, since_ms)`, in the order seen.
+type Seen = Arc<Mutex<BTreeMap<String, Vec<(String, u64)>>>>;
+
 /// Polls every instance's status continuously and rebuilds who led when.
 struct Monitor {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    /// By host: role changes as `(role, since_ms)`, in the order seen.
-    seen: Arc<Mutex<BTreeMap<String, Vec<(String, u64)>>>>,
+    seen: Seen,
     /// By host: when it stopped existing (killed or exited).
     ended: Arc<Mutex<BTreeMap<String, u64>>>,
     polls: Arc<Mutex<u64>>,
@@ -166,32 +185,20 @@ impl Monitor {
             .map(|m| (m.host.clone(), m.socket.clone()))
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
-        let seen: Arc<Mutex<BTreeMap<String, Vec<(String, u64)>>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let polls = Arc::new(Mutex::new(0u64));
         let thread = {
             let (stop, seen, polls) = (stop.clone(), seen.clone(), polls.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    for (host, socket) in &targets {
-                        let Some(l) = leader_status(socket) else {
-                            continue;
-                        };
-                        let (Some(role), Some(since)) =
-                            (l["role"].as_str(), l["since_ms"].as_u64())
-                        else {
-                            continue;
-                        };
-                        let mut seen = seen.lock().unwrap();
-                        let list = seen.entry(host.clone()).or_default();
-                        if list.last() != Some(&(role.to_string(), since)) {
-                            list.push((role.to_string(), since));
-                        }
-                    }
+                    sample(&targets, &seen);
                     *polls.lock().unwrap() += 1;
                     // A sampling pace, not a wait: transitions carry their
                     // own timestamps, so a poll that comes late loses nothing.
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(20));
                 }
+                // One last round, so the state the test saw last is in.
+                sample(&targets, &seen);
             })
         };
         Monitor {
@@ -437,6 +444,7 @@ fn two_instances_one_leader_and_a_failing_check_hands_leadership_over() {
 
     let monitor = monitor.finish();
     monitor.assert_never_two_leaders();
+    assert_eq!(monitor.intervals().len(), 2, "{:#?}", monitor.intervals());
     assert_hooks_agree(&dir, &[]);
     let events = hook_events(&dir);
     assert_eq!(
@@ -490,19 +498,23 @@ fn three_instances_never_have_two_leaders() {
     assert_eq!(code, 0, "{}", members[leader].ap.output());
     let rest: Vec<Member> = members.drain(..).filter(|m| m.host != stopped).collect();
     let next = wait_for_one_leader(&rest, Duration::from_secs(25), None);
-    assert!(
-        monitor.elected_at(&rest[next].host).is_some(),
-        "the monitor missed the last election"
-    );
 
     let monitor = monitor.finish();
+    assert!(
+        monitor
+            .elected_at(&rest[next].host)
+            .is_some_and(|at| at > stopped_at - 1000),
+        "the monitor missed the last election: {:#?}",
+        monitor.intervals()
+    );
     monitor.assert_never_two_leaders();
+    assert!(monitor.intervals().len() >= 5, "{:#?}", monitor.intervals());
+    // Five elections: the first, three rotations, after the stop.
+    wait_until("the fifth elected hook", DEADLINE, || {
+        let events = hook_events(&dir);
+        (events.iter().filter(|e| e.2 == "elected").count() == 5).then_some(())
+    });
     assert_hooks_agree(&dir, &[(&stopped, stopped_at)]);
-    let elections = hook_events(&dir)
-        .iter()
-        .filter(|e| e.2 == "elected")
-        .count();
-    assert_eq!(elections, 5, "{:?}", hook_events(&dir));
 }
 
 #[test]
@@ -550,7 +562,12 @@ fn a_killed_leader_is_replaced_once_its_session_ttl_runs_out() {
 
     let monitor = monitor.finish();
     monitor.assert_never_two_leaders();
-    assert!(monitor.elected_at(&members[other].host).unwrap() >= killed_at + 1000 * timing.ttl / 2);
+    let elected = monitor.elected_at(&members[other].host);
+    assert!(
+        elected.is_some_and(|at| at >= killed_at + 1000 * timing.ttl / 2),
+        "elected at {elected:?}, killed at {killed_at}; seen: {:#?}",
+        monitor.seen.lock().unwrap()
+    );
 }
 
 #[test]
@@ -592,4 +609,56 @@ fn a_leader_that_loses_consul_steps_down_before_its_ttl() {
         (hook_events(&dir).len() == 3).then_some(())
     });
     assert_hooks_agree(&dir, &[]);
+}
+
+#[test]
+fn a_reload_keeps_leadership_unless_the_job_changes() {
+    let consul = Consul::start();
+    let dir = TestDir::new();
+    let cfg = db_config(&dir, &consul, QUICK);
+    let members = vec![start_member(&cfg, &dir, "n1")];
+    wait_for_one_leader(&members, Duration::from_secs(20), None);
+    let since = leader_status(&members[0].socket).unwrap()["since_ms"].clone();
+
+    // Another job changes: `db` is untouched and stays leader.
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    config["jobs"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "extra", "exec": "sleep 1000"}));
+    dir.json_config(&config);
+    let reply = members[0].ap.control_request("POST", "/v3/reload", None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let status = leader_status(&members[0].socket).unwrap();
+    assert_eq!(
+        (&status["role"], &status["since_ms"]),
+        (&json!("leader"), &since)
+    );
+
+    // `leader` changes: the job restarts and competes for the new key; the
+    // old key is given up.
+    config["jobs"][0]["leader"]["key"] = json!("service/db/other");
+    dir.json_config(&config);
+    let reply = members[0].ap.control_request("POST", "/v3/reload", None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    wait_until("leader of the new key", Duration::from_secs(20), || {
+        let l = leader_status(&members[0].socket)?;
+        (l["key"] == "service/db/other" && l["role"] == "leader").then_some(())
+    });
+    let old = &consul.get_json(&format!("/v1/kv/{KEY}"))[0];
+    assert!(old["Session"].is_null(), "the old key is still held: {old}");
+    wait_until("the hooks of both elections", DEADLINE, || {
+        let events: Vec<String> = hook_events(&dir).into_iter().map(|e| e.2).collect();
+        (events == ["elected", "deposed", "elected"]).then_some(())
+    });
+
+    // No `leader` any more: the job no longer competes and gives the key up.
+    config["jobs"][0].as_object_mut().unwrap().remove("leader");
+    dir.json_config(&config);
+    let reply = members[0].ap.control_request("POST", "/v3/reload", None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    wait_until("the election gone", Duration::from_secs(20), || {
+        let held = consul.get_json("/v1/kv/service/db/other")[0]["Session"].is_string();
+        (leader_status(&members[0].socket).is_none() && !held).then_some(())
+    });
 }

@@ -23,6 +23,12 @@
 //! Consul's lock-delay applies to every hand-over: it is the time a deposed
 //! leader's `deposed` hook has before anyone else can be elected.
 //!
+//! "Healthy" is what the registry reports the agent has (its [`CheckView`]),
+//! not the job's `healthy` event: a session can only be created once the
+//! check passes *in Consul*, and a job restarted at once after a long run
+//! publishes no new `healthy`, yet its new process must pass a check before
+//! it may lead again (each step-down caused by the job waits for a newer pass).
+//!
 //! Idle cost: a renewal every `ttl/2` and one blocking query a minute while
 //! competing; nothing while the job is not healthy.
 
@@ -33,6 +39,7 @@ use crate::discovery::client::{Blocking, CallError, ConsulClient};
 use crate::discovery::registry::{CheckView, ConsulRegistry};
 use crate::environ::{Environ, env_name};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
+use crate::jobs::machine::State;
 use crate::jobs::status::{LeaderStatus, StatusBoard};
 use std::collections::HashMap;
 use std::future::Future;
@@ -89,9 +96,19 @@ pub struct Context {
 /// The running election tasks, one per job with `leader`.
 pub struct Leaders {
     ctx: Context,
-    /// By job: the settings the task runs with, and the sender whose drop
-    /// retires it.
-    tasks: Mutex<HashMap<String, (LeaderConfig, mpsc::Sender<()>)>>,
+    /// By job: the settings the task runs with, and how to retire it.
+    tasks: Mutex<HashMap<String, (LeaderConfig, mpsc::Sender<Retire>)>>,
+}
+
+/// Why an election ends (its sender dropped without a word: `Removed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retire {
+    /// The job no longer has `leader` (or is gone): its variable and status
+    /// entry go too.
+    Removed,
+    /// A new election for the same job takes over (its `leader` changed):
+    /// the variable and status entry are the new one's.
+    Replaced,
 }
 
 impl Leaders {
@@ -102,15 +119,33 @@ impl Leaders {
         }
     }
 
-    /// Starts an election for each job with `leader`; after a reload, retires
-    /// the ones whose job is gone or whose `leader` changed.
-    pub fn configure(&self, jobs: &[JobConfig]) {
+    /// Starts an election for each job with `leader`; after a reload
+    /// (`at_startup` false), retires the ones whose job is gone or whose
+    /// `leader` changed.
+    ///
+    /// A job whose `leader` changed in a reload is restarted by the
+    /// supervisor (its definition changed): its new election waits for the
+    /// old process to be `stopped`, so the old one's health results cannot
+    /// elect it.
+    pub fn configure(&self, jobs: &[JobConfig], at_startup: bool) {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         let wanted: HashMap<&str, &LeaderConfig> = jobs
             .iter()
             .filter_map(|j| j.leader.as_ref().map(|l| (j.name.as_str(), l)))
             .collect();
-        tasks.retain(|job, (config, _)| wanted.get(job.as_str()) == Some(&&*config));
+        tasks.retain(|job, (config, retire)| {
+            let keep = wanted.get(job.as_str()) == Some(&&*config);
+            if !keep {
+                let why = if wanted.contains_key(job.as_str()) {
+                    Retire::Replaced
+                } else {
+                    Retire::Removed
+                };
+                // The channel holds one message and nobody else sends.
+                let _ = retire.try_send(why);
+            }
+            keep
+        });
         for (job, config) in wanted {
             if tasks.contains_key(job) {
                 continue;
@@ -122,8 +157,22 @@ impl Leaders {
                 );
                 continue;
             };
+            let restarting = !at_startup
+                && self
+                    .ctx
+                    .board
+                    .get(job)
+                    .is_some_and(|s| s.state != State::Stopped.as_str());
             let (tx, rx) = mpsc::channel(1);
-            let election = Election::new(job, config.clone(), self.ctx.clone(), view, rx);
+            let election =
+                Election::new(job, config.clone(), self.ctx.clone(), view, rx, restarting);
+            // Set now, not when the task first runs: the job's own process
+            // may be started before that, and must see `false` too.
+            election
+                .ctx
+                .environ
+                .set_runtime(&election.env_key, Some("false".into()));
+            election.publish_status();
             tokio::spawn(election.run());
             tasks.insert(job.to_string(), (config.clone(), tx));
         }
@@ -169,7 +218,9 @@ struct Election {
     env_key: String,
     events: broadcast::Receiver<Event>,
     view: watch::Receiver<CheckView>,
-    retire: mpsc::Receiver<()>,
+    retire: mpsc::Receiver<Retire>,
+    /// Retired: the status entry is no longer ours to write.
+    retired: bool,
 
     role: Role,
     since_ms: u64,
@@ -178,6 +229,9 @@ struct Election {
     /// maintenance), compete again only after a passing result newer than
     /// this many passes (see [`CheckView::passes`]).
     needs_pass_after: Option<u64>,
+    /// Started by a reload that restarts the job: nothing counts until the
+    /// old process is `stopped`.
+    restarting: bool,
     /// The key's index for the next blocking query.
     key_index: u64,
     /// Who holds the key as last seen: session and service ID.
@@ -214,9 +268,12 @@ impl Election {
         config: LeaderConfig,
         ctx: Context,
         view: watch::Receiver<CheckView>,
-        retire: mpsc::Receiver<()>,
+        retire: mpsc::Receiver<Retire>,
+        restarting: bool,
     ) -> Election {
         let backoff = || Backoff::new(RETRY_INITIAL, RETRY_MAX);
+        // Only a passing result that comes after this task started counts.
+        let passes = view.borrow().passes;
         Election {
             env_key: format!("CONTAINERPILOT_{}_LEADER", env_name(job)),
             job: job.to_string(),
@@ -225,10 +282,12 @@ impl Election {
             ctx,
             view,
             retire,
+            retired: false,
             role: Role::Standby,
             since_ms: now_ms(),
             session: None,
-            needs_pass_after: None,
+            needs_pass_after: Some(passes),
+            restarting,
             key_index: 0,
             holder_session: None,
             holder: None,
@@ -256,10 +315,6 @@ impl Election {
     }
 
     async fn run(mut self) {
-        self.ctx
-            .environ
-            .set_runtime(&self.env_key, Some("false".into()));
-        self.publish_status();
         log::info!(
             "{}: competes for leadership of Consul key {} once healthy (session ttl {}, lock-delay {})",
             self.job,
@@ -272,9 +327,8 @@ impl Election {
         loop {
             let deadline = self.deadline();
             tokio::select! {
-                retired = self.retire.recv() => {
-                    debug_assert!(retired.is_none());
-                    self.retire_now();
+                why = self.retire.recv() => {
+                    self.retire_now(why.unwrap_or(Retire::Removed));
                     return;
                 }
                 event = self.events.recv() => match event {
@@ -285,7 +339,7 @@ impl Election {
                         self.job_unfit("events were missed");
                     }
                     Err(broadcast::error::RecvError::Closed) => {
-                        self.retire_now();
+                        self.retire_now(Retire::Removed);
                         return;
                     }
                 },
@@ -341,6 +395,11 @@ impl Election {
 
     fn on_event(&mut self, event: &Event) {
         let from_job = event.source.as_ref() == self.job;
+        if from_job && event.code == EventCode::Stopped && self.restarting {
+            self.restarting = false;
+            self.needs_pass_after = Some(self.view.borrow().passes);
+            return;
+        }
         let reason = match event.code {
             EventCode::Unhealthy if from_job => "the job is unhealthy",
             EventCode::ExitSuccess | EventCode::ExitFailed if from_job => {
@@ -364,6 +423,9 @@ impl Election {
     /// Follows what the agent has of the job's service.
     fn on_view(&mut self) {
         let view = *self.view.borrow_and_update();
+        if self.restarting {
+            return;
+        }
         let fresh = self
             .needs_pass_after
             .is_none_or(|after| view.passes > after);
@@ -384,7 +446,7 @@ impl Election {
 
     fn eligible(&self) -> bool {
         let view = *self.view.borrow();
-        view.passing && self.needs_pass_after.is_none()
+        view.passing && self.needs_pass_after.is_none() && !self.restarting
     }
 
     fn open(&mut self) {
@@ -723,12 +785,15 @@ impl Election {
         self.set_role(Role::Standby);
     }
 
-    /// The job is gone (a reload removed it, or its `leader` changed).
-    fn retire_now(&mut self) {
-        self.step_down("the job no longer competes");
+    /// A reload removed the job's `leader` (or the job), or changed it.
+    fn retire_now(&mut self, why: Retire) {
+        self.retired = true;
+        self.step_down("the job no longer competes for this key");
         self.close_session();
-        self.ctx.environ.set_runtime(&self.env_key, None);
-        self.ctx.board.set_leader(&self.job, None);
+        if why == Retire::Removed {
+            self.ctx.environ.set_runtime(&self.env_key, None);
+            self.ctx.board.set_leader(&self.job, None);
+        }
     }
 
     fn set_role(&mut self, role: Role) {
@@ -739,6 +804,9 @@ impl Election {
     }
 
     fn publish_status(&self) {
+        if self.retired {
+            return;
+        }
         let holder = match self.role {
             Role::Leader => self.service_id(),
             _ => self

@@ -44,7 +44,7 @@ pub fn start(
         environ: handle.environ.clone(),
         board: handle.board.clone(),
     });
-    leaders.configure(&config.jobs);
+    leaders.configure(&config.jobs, true);
     let coordinated: Arc<dyn ServiceRegistry> = Arc::new(Coordinated { registry, leaders });
     handle.board.set_registry(coordinated.clone());
     coordinated
@@ -64,7 +64,7 @@ impl ServiceRegistry for Coordinated {
     /// The registrations first: a new election follows its job's check.
     fn configure(&self, jobs: &[JobConfig]) {
         self.registry.configure(jobs);
-        self.leaders.configure(jobs);
+        self.leaders.configure(jobs, false);
     }
 
     fn edit_service(&self, job: &str, edit: service::ServiceEdit) -> service::EditFuture {
