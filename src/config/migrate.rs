@@ -345,9 +345,14 @@ fn job_value(config: &Config, job: &JobConfig) -> J {
     if job.exit_on_failure {
         fields.push(field("exitOnFailure", J::Bool(true)));
     }
-    if job.leader.is_some() {
-        fields.push(Entry::Comment(
-            "leadership (`leader`) has no config syntax yet and is left out".into(),
+    if let Some(leader) = &job.leader {
+        fields.push(field(
+            "leader",
+            obj(vec![
+                field("key", text(&leader.key)),
+                field("ttl", duration(leader.ttl)),
+                field("lockDelay", duration(leader.lock_delay)),
+            ]),
         ));
     }
     if !job_hooks.is_empty() {
@@ -777,7 +782,8 @@ mod tests {
              restarts: 2, backoff: {initial: "1s", max: "1m", reset: "5m"}, port: 80,
              health: {http: {url: "http://localhost/", status: "200-399"}, interval: 1.5, ttl: 5},
              meta: {"x-y": "1"}, initial_status: "warning",
-             hooks: {preStop: "/bin/drain"}},
+             hooks: {preStop: "/bin/drain"},
+             leader: {key: "service/app/primary", ttl: "20s", lockDelay: "2s"}},
             {name: "hup", exec: "/bin/hup", when: {each: "SIGHUP"}},
           ],
           watches: [{name: "cfg", key: "app/config", onChange: "/bin/reconfig"}],
