@@ -294,7 +294,9 @@ impl Machine {
             {
                 self.health = Health::Maintenance;
                 fx.push(Effect::CancelHealthCheck);
-                fx.push(Effect::Service(ServiceAction::Deregister));
+                if self.rules.advertised {
+                    fx.push(Effect::Service(ServiceAction::Deregister));
+                }
             }
             EventCode::ExitMaintenance
                 if event.source.as_ref() == crate::events::GLOBAL
@@ -302,7 +304,9 @@ impl Machine {
             {
                 self.health = Health::Unknown;
                 if self.state == State::Running {
-                    fx.push(Effect::Service(ServiceAction::Register));
+                    if self.rules.advertised {
+                        fx.push(Effect::Service(ServiceAction::Register));
+                    }
                     fx.push(Effect::CheckHealth);
                 }
             }
@@ -547,11 +551,13 @@ impl Machine {
         } else {
             Health::Unhealthy
         };
-        fx.push(Effect::Service(if ok {
-            ServiceAction::Pass
-        } else {
-            ServiceAction::Fail
-        }));
+        if self.rules.advertised {
+            fx.push(Effect::Service(if ok {
+                ServiceAction::Pass
+            } else {
+                ServiceAction::Fail
+            }));
+        }
         if new != self.health {
             self.health = new;
             fx.push(Effect::Publish(if ok {

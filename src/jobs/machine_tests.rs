@@ -504,3 +504,29 @@ fn shutdown_deregisters_before_the_stop_hooks_run() {
     assert!(!fx.contains(&Effect::Service(ServiceAction::Deregister)));
     assert_eq!(a.state(), State::Stopped);
 }
+
+#[test]
+fn a_health_checked_job_without_port_makes_no_consul_calls() {
+    let mut cfg = job("worker");
+    cfg.health = Some(HealthConfig {
+        check: HealthCheck::Tcp {
+            address: "127.0.0.1:1".into(),
+        },
+        interval: Duration::from_secs(1),
+        ttl: Duration::from_secs(3),
+        timeout: Duration::from_secs(1),
+        logging_raw: false,
+    });
+    let mut m = machine(&cfg, &[]);
+    let t0 = Instant::now();
+    let mut fx = m.on(startup(), t0);
+    fx.extend(m.on(Input::HealthChecked(true), t0));
+    fx.extend(m.on(ev(EventCode::EnterMaintenance, GLOBAL), t0));
+    fx.extend(m.on(ev(EventCode::ExitMaintenance, GLOBAL), t0));
+    fx.extend(m.on(Input::HealthChecked(false), t0));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::Service(_))),
+        "{fx:?}"
+    );
+    assert_eq!(m.health(), Health::Unhealthy);
+}
