@@ -26,7 +26,7 @@ use crate::jobs::status::StatusBoard;
 use crate::process::{self, ExitStatus, Reaper};
 use nix::sys::signal::Signal;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
@@ -93,9 +93,19 @@ pub struct Handle {
     pub reaper: Reaper,
     pub maintenance: Arc<AtomicBool>,
     requests: mpsc::Sender<Request>,
+    /// Told about every config a reload applies (watches, telemetry...).
+    reload_listeners: Arc<Mutex<Vec<ReloadListener>>>,
 }
 
+/// Called with the new config after a reload has applied it to the jobs.
+pub type ReloadListener = Box<dyn Fn(&Config) + Send + Sync>;
+
 impl Handle {
+    /// Registers `listener` to hear about every reloaded config.
+    pub fn on_reload(&self, listener: ReloadListener) {
+        self.reload_listeners.lock().unwrap().push(listener);
+    }
+
     /// Sends a request; fails only when the supervisor is gone.
     pub async fn request(&self, request: Request) -> Result<(), String> {
         self.requests
@@ -153,6 +163,7 @@ pub async fn run_with(
         reaper,
         maintenance: Arc::new(AtomicBool::new(false)),
         requests: requests_tx,
+        reload_listeners: Arc::default(),
     };
     let mut registry: Arc<dyn ServiceRegistry> = Arc::new(crate::discovery::NoDiscovery);
     for extension in extensions {
@@ -485,6 +496,9 @@ impl Supervisor {
             }
         }
         self.shared.registry.configure(&new.jobs);
+        for listener in self.handle.reload_listeners.lock().unwrap().iter() {
+            listener(&new);
+        }
         if let Err(e) = crate::logging::configure(&new.logging) {
             log::warn!("reload: cannot apply the new logging settings: {e}");
         }

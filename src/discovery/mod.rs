@@ -21,6 +21,7 @@ pub mod interfaces;
 pub mod payload;
 pub mod registry;
 pub mod watch;
+pub mod watch_set;
 
 use crate::config::model::Config;
 use crate::jobs::machine::ServiceAction;
@@ -128,21 +129,13 @@ fn start(
     registry
         .define_all(&config.jobs)
         .map_err(|e| format!("consul: cannot choose the address to advertise: {e}"))?;
-    if !config.watches.is_empty() {
-        let dir = Arc::new(payload::RuntimeDir::create()?);
-        log::debug!("consul: watch data goes to {}", dir.path().display());
-        for w in &config.watches {
-            let task = watch::Watch::new(
-                w.clone(),
-                client.clone(),
-                handle.bus.clone(),
-                handle.environ.clone(),
-                handle.board.clone(),
-                dir.clone(),
-            );
-            tokio::spawn(task.run());
+    let watches = Arc::new(watch_set::WatchSet::new(client.clone(), handle.clone()));
+    watches.configure(&config.watches)?;
+    handle.on_reload(Box::new(move |new: &Config| {
+        if let Err(e) = watches.configure(&new.watches) {
+            log::error!("reload: cannot start the new watches: {e}");
         }
-    }
+    }));
     Ok(crate::coordination::start(
         config, &client, registry, handle,
     ))
