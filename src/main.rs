@@ -117,6 +117,15 @@ fn check(cli: &cli::Cli) -> ExitCode {
     for warning in &loaded.warnings {
         eprintln!("{warning}");
     }
+    if let Some(consul) = &loaded.config.consul {
+        match autopilot::discovery::validate(consul) {
+            Ok(warnings) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
     print!("{}", autopilot::plan::plan(&loaded.config));
     ExitCode::SUCCESS
 }

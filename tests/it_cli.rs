@@ -184,3 +184,19 @@ fn the_config_flag_wins_over_the_containerpilot_variable() {
     let mut ap = Autopilot::start_pid1(&cfg, &[], &[("CONTAINERPILOT", "/nonexistent.json5")]);
     assert_eq!(ap.wait_exit(LONG), 4, "{}", ap.output());
 }
+
+#[test]
+fn check_validates_the_consul_settings_as_run_would() {
+    let dir = TestDir::new();
+    let cfg = dir.write(
+        "config.json5",
+        r#"{consul: {address: "https://localhost:8501", tls: {cafile: "/nonexistent/ca.pem"}}, jobs: []}"#,
+    );
+    let (code, _, stderr) = run_autopilot(&["check", "-config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    let ok = dir.write("ok.json5", r#"{consul: "localhost:8500", jobs: []}"#);
+    let (code, stdout, stderr) = run_autopilot(&["check", "-config", ok.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("localhost:8500"), "{stdout}");
+}

@@ -104,6 +104,16 @@ pub fn extension() -> Extension {
     )
 }
 
+/// Checks the `consul` settings the way `run` would use them (address,
+/// environment overrides, TLS files), without contacting the agent; for
+/// `autopilot check`. Returns the warnings, or the error that would stop `run`.
+pub fn validate(consul: &crate::config::model::ConsulConfig) -> Result<Vec<String>, String> {
+    let env = |key: &str| std::env::var(key).ok();
+    let endpoint = address::resolve(consul, &env).map_err(|e| e.to_string())?;
+    client::ConsulClient::new(&endpoint).map_err(|e| e.to_string())?;
+    Ok(endpoint.warnings.iter().map(|w| w.to_string()).collect())
+}
+
 fn start(
     config: &Config,
     consul: &crate::config::model::ConsulConfig,
