@@ -22,92 +22,16 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-die() { echo "consul_latency.sh: ERROR: $*" >&2; exit 1; }
-
-command -v consul >/dev/null || die "consul not found (bash scripts/install-deps.sh)"
-command -v python3 >/dev/null || die "python3 not found"
-
-if [ -n "${AUTOPILOT_BIN:-}" ]; then
-    BIN="$AUTOPILOT_BIN"
-else
-    echo "building autopilot (release)..." >&2
-    cargo build --release --quiet --bin autopilot
-    BIN="target/release/autopilot"
-fi
-[ -x "$BIN" ] || die "$BIN is not an executable"
+source benches/lib.sh
+bench_require_consul
+bench_autopilot_bin
 
 export BIN CHANGES="${CHANGES:-100}" IDLE_SECS="${IDLE_SECS:-60}"
-exec python3 - <<'PY'
-import json, os, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time
-import urllib.request
-
-BIN = os.path.abspath(os.environ["BIN"])
+bench_python <<'PY'
 CHANGES = int(os.environ["CHANGES"])
 IDLE_SECS = int(os.environ["IDLE_SECS"])
 WARMUP = 3
-
-work = tempfile.mkdtemp(prefix="autopilot-bench-")
-procs = []
-
-def free_ports(n):
-    held, ports = [], []
-    while len(ports) < n:
-        t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            t.close(); continue
-        held += [t, u]; ports.append(port)
-    for s in held: s.close()
-    return ports
-
-def http(addr, method, path, body=None):
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(f"http://{addr}{path}", data=data, method=method)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.status, r.read()
-
-def wait_for(what, deadline, f, pause=0.0005):
-    end = time.time() + deadline
-    while time.time() < end:
-        v = f()
-        if v: return v
-        time.sleep(pause)
-    sys.exit(f"timed out waiting for {what}")
-
-def start_consul():
-    p = free_ports(6)
-    cfg = {"ports": {"http": p[0], "dns": p[1], "serf_lan": p[2], "serf_wan": p[3], "server": p[4], "grpc": p[5]},
-           "disable_update_check": True, "disable_host_node_id": True}
-    with open(f"{work}/consul.json", "w") as f: json.dump(cfg, f)
-    log = open(f"{work}/consul.log", "w")
-    procs.append(subprocess.Popen(["consul", "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-        "-data-dir", f"{work}/consul-data", "-config-file", f"{work}/consul.json"],
-        stdout=log, stderr=subprocess.STDOUT))
-    addr = f"127.0.0.1:{p[0]}"
-    def ready():
-        try:
-            return http(addr, "GET", "/v1/status/leader")[1].strip(b'"\n') != b""
-        except OSError:
-            return False
-    wait_for("consul to elect a leader", 30, ready, 0.05)
-    return addr
-
-def start_autopilot(name, config):
-    path = f"{work}/{name}.json5"
-    with open(path, "w") as f: f.write(config)
-    env = dict(os.environ, HOSTNAME=name, AUTOPILOT_CONTROL_SOCKET=f"{work}/{name}.sock")
-    log = open(f"{work}/{name}.log", "w")
-    p = subprocess.Popen([BIN, "-config", path], env=env, stdout=log, stderr=subprocess.STDOUT)
-    procs.append(p)
-    return p
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try: p.wait(10)
-        except subprocess.TimeoutExpired: p.kill(); p.wait()
+HOOK_POLL = 0.0005  # seconds between looks for the hook's stamp: the latency's resolution
 
 def percentile(sorted_values, q):
     # nearest rank
@@ -147,59 +71,18 @@ def latency(consul):
         n = count()
         t0 = time.time_ns()
         http(consul, "PUT", check, {"Status": "critical"})
-        wait_for(f"the hook for change {i}", 10, lambda: count() > n)
+        wait_for(f"the hook for change {i}", 10, lambda: count() > n, HOOK_POLL)
         samples.append((last_stamp() - t0) / 1e6)
         time.sleep(0.05)
         n = count()
         http(consul, "PUT", check, {"Status": "passing"})
-        wait_for(f"the hook after restoring {i}", 10, lambda: count() > n)
+        wait_for(f"the hook after restoring {i}", 10, lambda: count() > n, HOOK_POLL)
         time.sleep(0.05)
     stop(ap)
     s = sorted(samples)
     print(f"latency (consul change -> onChange hook process start), {len(s)} changes:")
     print(f"  median {percentile(s, 50):7.2f} ms   p99 {percentile(s, 99):7.2f} ms   "
           f"max {s[-1]:7.2f} ms   min {s[0]:7.2f} ms   (target p99 < 100 ms)")
-
-class CountingProxy:
-    """Forwards TCP to consul and records every HTTP request line it sees."""
-    REQ = re.compile(rb"(GET|PUT|POST|DELETE) (/\S*) HTTP/1\.[01]\r\n")
-
-    def __init__(self, target):
-        self.target = target
-        self.requests = []  # (time, method, path)
-        self.lock = threading.Lock()
-        self.sock = socket.socket(); self.sock.bind(("127.0.0.1", 0)); self.sock.listen(64)
-        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            c, _ = self.sock.accept()
-            host, port = self.target.split(":")
-            u = socket.create_connection((host, int(port)))
-            threading.Thread(target=self.pump, args=(c, u, True), daemon=True).start()
-            threading.Thread(target=self.pump, args=(u, c, False), daemon=True).start()
-
-    def pump(self, src, dst, count):
-        pending = b""
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data: break
-                dst.sendall(data)
-                if count:
-                    pending += data
-                    while (m := self.REQ.search(pending)):
-                        with self.lock:
-                            self.requests.append((time.time(), m.group(1).decode(), m.group(2).decode()))
-                        pending = pending[m.end():]
-                    pending = pending[-512:]
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try: s.shutdown(socket.SHUT_RDWR)
-                except OSError: pass
 
 def idle_requests(consul):
     proxy = CountingProxy(consul)
@@ -223,12 +106,7 @@ def idle_requests(consul):
     per_min = len(window) * 60.0 / (t1 - t0)
     print(f"idle autopilot with 5 watches: {per_min:.1f} Consul requests/min "
           f"({len(window)} in {t1 - t0:.0f} s after a {WARMUP} s warm-up; {len(startup)} at startup)")
-    paths = {}
-    for _, method, path in window:
-        key = f"{method} {path.split('?')[0]}"
-        paths[key] = paths.get(key, 0) + 1
-    for key, n in sorted(paths.items()):
-        print(f"    {n:3d}  {key}")
+    print_by_path(window)
 
 try:
     consul = start_consul()

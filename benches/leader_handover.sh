@@ -29,80 +29,20 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-die() { echo "leader_handover.sh: ERROR: $*" >&2; exit 1; }
-
-command -v consul >/dev/null || die "consul not found (bash scripts/install-deps.sh)"
-command -v python3 >/dev/null || die "python3 not found"
-
-if [ -n "${AUTOPILOT_BIN:-}" ]; then
-    BIN="$AUTOPILOT_BIN"
-else
-    echo "building autopilot (release)..." >&2
-    cargo build --release --quiet --bin autopilot
-    BIN="target/release/autopilot"
-fi
-[ -x "$BIN" ] || die "$BIN is not an executable"
+source benches/lib.sh
+bench_require_consul
+bench_autopilot_bin
 
 export BIN RUNS="${RUNS:-10}" IDLE_SECS="${IDLE_SECS:-60}" TTL="${TTL:-10}" \
     LOCK_DELAY="${LOCK_DELAY:-1}" HEALTH_TTL="${HEALTH_TTL:-5}"
-exec python3 - <<'PY'
-import json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
-import urllib.request
+bench_python <<'PY'
+import statistics
 
-BIN = os.path.abspath(os.environ["BIN"])
 RUNS = int(os.environ["RUNS"])
 IDLE_SECS = int(os.environ["IDLE_SECS"])
 TTL, LOCK_DELAY, HEALTH_TTL = (int(os.environ[k]) for k in ("TTL", "LOCK_DELAY", "HEALTH_TTL"))
 WARMUP = 5
 KEY = "service/db/leader"
-
-work = tempfile.mkdtemp(prefix="autopilot-bench-")
-procs = []
-
-def free_ports(n):
-    held, ports = [], []
-    while len(ports) < n:
-        t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            t.close(); continue
-        held += [t, u]; ports.append(port)
-    for s in held: s.close()
-    return ports
-
-def http(addr, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://{addr}{path}", data=data, method=method)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.status, r.read()
-
-def wait_for(what, deadline, f, pause=0.005):
-    end = time.time() + deadline
-    while time.time() < end:
-        v = f()
-        if v: return v
-        time.sleep(pause)
-    sys.exit(f"timed out waiting for {what}")
-
-def start_consul():
-    p = free_ports(6)
-    cfg = {"ports": {"http": p[0], "dns": p[1], "serf_lan": p[2], "serf_wan": p[3], "server": p[4], "grpc": p[5]},
-           "disable_update_check": True, "disable_host_node_id": True}
-    with open(f"{work}/consul.json", "w") as f: json.dump(cfg, f)
-    log = open(f"{work}/consul.log", "w")
-    procs.append(subprocess.Popen(["consul", "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-        "-data-dir", f"{work}/consul-data", "-config-file", f"{work}/consul.json"],
-        stdout=log, stderr=subprocess.STDOUT))
-    addr = f"127.0.0.1:{p[0]}"
-    def ready():
-        try:
-            return http(addr, "GET", "/v1/status/leader")[1].strip(b'"\n') != b""
-        except OSError:
-            return False
-    wait_for("consul to elect a leader", 30, ready, 0.05)
-    return addr
 
 def config(consul, health_interval="500ms", health_ttl=HEALTH_TTL):
     return json.dumps({
@@ -114,15 +54,6 @@ def config(consul, health_interval="500ms", health_ttl=HEALTH_TTL):
             "leader": {"key": KEY, "ttl": TTL, "lockDelay": LOCK_DELAY},
         }],
     })
-
-def start_autopilot(name, text):
-    path = f"{work}/{name}.json5"
-    with open(path, "w") as f: f.write(text)
-    env = dict(os.environ, HOSTNAME=name, AUTOPILOT_CONTROL_SOCKET=f"{work}/{name}.sock")
-    log = open(f"{work}/{name}.log", "a")
-    p = subprocess.Popen([BIN, "-config", path], env=env, stdout=log, stderr=subprocess.STDOUT)
-    procs.append(p)
-    return p
 
 def status(name):
     """The `db` job of instance `name` (its control socket), or None."""
@@ -145,12 +76,6 @@ def role(name):
 def leader_of(names):
     leaders = [n for n in names if role(n) == "leader"]
     return leaders[0] if len(leaders) == 1 else None
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try: p.wait(10)
-        except subprocess.TimeoutExpired: p.kill(); p.wait()
 
 def summary(label, values):
     s = sorted(values)
@@ -203,47 +128,6 @@ def killed(consul):
     print(f"killed (SIGKILL; health ttl {HEALTH_TTL}s, session ttl {TTL}s, lockDelay {LOCK_DELAY}s), {RUNS} hand-overs:")
     summary("leader killed -> new leader elected", took)
 
-class CountingProxy:
-    """Forwards TCP to consul and records every HTTP request line it sees."""
-    REQ = re.compile(rb"(GET|PUT|POST|DELETE) (/\S*) HTTP/1\.[01]\r\n")
-
-    def __init__(self, target):
-        self.target = target
-        self.requests = []  # (time, method, path)
-        self.lock = threading.Lock()
-        self.sock = socket.socket(); self.sock.bind(("127.0.0.1", 0)); self.sock.listen(64)
-        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            c, _ = self.sock.accept()
-            host, port = self.target.split(":")
-            u = socket.create_connection((host, int(port)))
-            threading.Thread(target=self.pump, args=(c, u, True), daemon=True).start()
-            threading.Thread(target=self.pump, args=(u, c, False), daemon=True).start()
-
-    def pump(self, src, dst, count):
-        pending = b""
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data: break
-                dst.sendall(data)
-                if count:
-                    pending += data
-                    while (m := self.REQ.search(pending)):
-                        with self.lock:
-                            self.requests.append((time.time(), m.group(1).decode(), m.group(2).decode()))
-                        pending = pending[m.end():]
-                    pending = pending[-512:]
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try: s.shutdown(socket.SHUT_RDWR)
-                except OSError: pass
-
 def idle(consul):
     proxy = CountingProxy(consul)
     ap = start_autopilot("idle", config(proxy.addr, health_interval="10s", health_ttl=30))
@@ -259,12 +143,7 @@ def idle(consul):
     election = [r for r in window if r[2].startswith(("/v1/session/", "/v1/kv/"))]
     print(f"idle elected leader (health every 10s): {per_min:.1f} Consul requests/min, "
           f"{len(election) * 60.0 / (t1 - t0):.1f}/min for the election ({len(window)} in {t1 - t0:.0f} s)")
-    paths = {}
-    for _, method, path in window:
-        key = f"{method} {re.sub(r'/[0-9a-f-]{36}', '/<session>', path.split('?')[0])}"
-        paths[key] = paths.get(key, 0) + 1
-    for key, n in sorted(paths.items()):
-        print(f"    {n:3d}  {key}")
+    print_by_path(window)
 
 try:
     consul = start_consul()

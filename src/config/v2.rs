@@ -35,11 +35,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::decode::DEFAULT_WATCH_INTERVAL;
 use super::decode::fields::Fields;
 use super::decode::jobs::{is_service_name, service_name_like};
 use super::decode::when::MIN_TASK_DURATION;
-use super::decode::{DEFAULT_TELEMETRY_PORT, DEFAULT_WATCH_INTERVAL};
-use super::decode::{consul, logging, restarts, service, values};
+use super::decode::{consul, logging, restarts, service, telemetry, values};
 use super::error::Reporter;
 use super::hooks::{self, Hook, JobHooks};
 use super::model::{
@@ -48,7 +48,6 @@ use super::model::{
     WatchTarget, When,
 };
 use super::source::{Span, Spanned, Value, line_col};
-use super::suggest;
 use crate::events::EventCode;
 use crate::telemetry::metrics::{full_name, is_valid_name};
 
@@ -101,7 +100,6 @@ const SENSOR_KEYS: &[&str] = &[
     "check",
     "timeout",
 ];
-const METRIC_TYPES: [&str; 4] = ["counter", "gauge", "histogram", "summary"];
 
 /// What the translation needs besides the document.
 #[derive(Debug, Clone, PartialEq)]
@@ -367,6 +365,32 @@ fn required<'a>(
     v
 }
 
+/// The period of a task or a sensor (`frequency`, `poll`), a required key
+/// (reported missing with `hint`): at least [`MIN_TASK_DURATION`]; `example`
+/// is the key and value an invalid one's hint shows.
+fn required_period(
+    f: &mut Fields<'_>,
+    key: &str,
+    rep: &mut Reporter<'_>,
+    hint: &str,
+    example: &str,
+) -> Option<Duration> {
+    required(f, key, rep, hint).and_then(|v| {
+        values::duration_at_least(v, &f.path_of(key), rep, example, MIN_TASK_DURATION)
+    })
+}
+
+/// The `timeout` of a backend's `onChange`, a task or a sensor: at least
+/// [`MIN_TASK_DURATION`]; `None` when it is not given, blank, or invalid
+/// (reported). `example` is the key and value an invalid one's hint shows.
+fn optional_timeout(f: &mut Fields<'_>, rep: &mut Reporter<'_>, example: &str) -> Option<Duration> {
+    f.get("timeout", rep)
+        .filter(|v| !values::is_blank(v))
+        .and_then(|t| {
+            values::duration_at_least(t, &f.path_of("timeout"), rep, example, MIN_TASK_DURATION)
+        })
+}
+
 /// A service: a job without `exec` that is health-checked and registered.
 fn service(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<(JobConfig, Span)> {
     let mut f = Fields::open(v, path, "a service", SERVICE_KEYS, rep)?;
@@ -512,18 +536,7 @@ fn backend(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<Bac
         let key_span = f.key_span("onChange").unwrap_or(v.span());
         hooks::decode_command(v, key_span, &f.path_of("onChange"), rep)
     });
-    let timeout = f
-        .get("timeout", rep)
-        .filter(|v| !values::is_blank(v))
-        .and_then(|t| {
-            values::duration_at_least(
-                t,
-                &f.path_of("timeout"),
-                rep,
-                "\"timeout\": \"30s\"",
-                MIN_TASK_DURATION,
-            )
-        });
+    let timeout = optional_timeout(&mut f, rep, "\"timeout\": \"30s\"");
     f.finish_lenient(rep, &backend_key_hint);
     let name = name?;
     let watch = WatchConfig {
@@ -579,28 +592,14 @@ fn task(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<Unname
     let name = optional_name(&mut f, rep);
     let exec = required(&mut f, "command", rep, "add `\"command\": [\"/bin/task\"]`")
         .and_then(|c| values::exec(c, &f.path_of("command"), rep));
-    let frequency =
-        required(&mut f, "frequency", rep, "add `\"frequency\": \"10s\"`").and_then(|v| {
-            values::duration_at_least(
-                v,
-                &f.path_of("frequency"),
-                rep,
-                "\"frequency\": \"10s\"",
-                MIN_TASK_DURATION,
-            )
-        });
-    let timeout = f
-        .get("timeout", rep)
-        .filter(|v| !values::is_blank(v))
-        .and_then(|t| {
-            values::duration_at_least(
-                t,
-                &f.path_of("timeout"),
-                rep,
-                "\"timeout\": \"30s\"",
-                MIN_TASK_DURATION,
-            )
-        });
+    let frequency = required_period(
+        &mut f,
+        "frequency",
+        rep,
+        "add `\"frequency\": \"10s\"`",
+        "\"frequency\": \"10s\"",
+    );
+    let timeout = optional_timeout(&mut f, rep, "\"timeout\": \"30s\"");
     f.finish_lenient(rep, &|key| command_hint(key));
     let frequency = frequency?;
     Some((
@@ -653,18 +652,7 @@ fn telemetry(
     let Some(mut f) = Fields::open(v, path, "telemetry options", TELEMETRY_KEYS, rep) else {
         return (None, Vec::new());
     };
-    let port = match f.get("port", rep).filter(|v| !values::is_blank(v)) {
-        Some(v) => values::port(v, &f.path_of("port"), rep).unwrap_or(DEFAULT_TELEMETRY_PORT),
-        None => DEFAULT_TELEMETRY_PORT,
-    };
-    let interfaces = f
-        .get("interfaces", rep)
-        .and_then(|v| values::string_list(v, &f.path_of("interfaces"), rep))
-        .unwrap_or_default();
-    let tags = f
-        .get("tags", rep)
-        .and_then(|v| values::string_list(v, &f.path_of("tags"), rep))
-        .unwrap_or_default();
+    let mut telemetry = telemetry::endpoint(&mut f, rep);
     let mut metrics = Vec::new();
     let mut jobs: Vec<JobConfig> = Vec::new();
     let sensors_path = f.path_of("sensors");
@@ -706,12 +694,7 @@ fn telemetry(
                 .to_string()
         })
     });
-    let telemetry = TelemetryConfig {
-        port,
-        interfaces,
-        tags,
-        metrics,
-    };
+    telemetry.metrics = metrics;
     (Some(telemetry), jobs)
 }
 
@@ -748,33 +731,14 @@ fn sensor(
         "add `\"check\": [\"/bin/sensor.sh\"]`",
     )
     .and_then(|c| values::exec(c, &f.path_of("check"), rep));
-    let poll = required(
+    let poll = required_period(
         &mut f,
         "poll",
         rep,
         "add `\"poll\": 10`: seconds between two checks",
-    )
-    .and_then(|p| {
-        values::duration_at_least(
-            p,
-            &f.path_of("poll"),
-            rep,
-            "\"poll\": 10",
-            MIN_TASK_DURATION,
-        )
-    });
-    let timeout = f
-        .get("timeout", rep)
-        .filter(|v| !values::is_blank(v))
-        .and_then(|t| {
-            values::duration_at_least(
-                t,
-                &f.path_of("timeout"),
-                rep,
-                "\"timeout\": \"5s\"",
-                MIN_TASK_DURATION,
-            )
-        });
+        "\"poll\": 10",
+    );
+    let timeout = optional_timeout(&mut f, rep, "\"timeout\": \"5s\"");
     f.finish_lenient(rep, &|key| {
         (key == "exec" || key == "command").then(|| "a sensor's command is `check`".to_string())
     });
@@ -848,25 +812,7 @@ fn shell_quote(word: &str) -> String {
 
 fn metric_type(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<MetricType> {
     let text = values::string(v, path, rep)?;
-    match text.as_str() {
-        "counter" => Some(MetricType::Counter),
-        "gauge" => Some(MetricType::Gauge),
-        "histogram" => Some(MetricType::Histogram),
-        "summary" => Some(MetricType::Summary),
-        other => {
-            let hint = match suggest::closest(other, METRIC_TYPES) {
-                Some(close) => format!("did you mean `{close}`?"),
-                None => format!("write one of: {}", METRIC_TYPES.join(", ")),
-            };
-            rep.error(
-                v.span(),
-                path,
-                format!("unknown metric type {other:?}"),
-                Some(hint),
-            );
-            None
-        }
-    }
+    telemetry::metric_type(&text, v, path, rep)
 }
 
 /// ContainerPilot 3 keys in a ContainerPilot 2 document.

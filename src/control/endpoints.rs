@@ -248,6 +248,21 @@ impl State {
         }
     }
 
+    /// 404 for a job the board does not know, naming the ones it does.
+    pub(super) fn unknown_job(&self, job: &str) -> Response {
+        let names: Vec<String> = self
+            .handle
+            .board
+            .all()
+            .into_iter()
+            .map(|j| j.name)
+            .collect();
+        http::error(
+            StatusCode::NOT_FOUND,
+            format!("no job named {job:?}; jobs are: {}", names.join(", ")),
+        )
+    }
+
     /// Sends a signal to one job's process group.
     async fn signal_job(&self, job: &str, body: &[u8]) -> Response {
         let signal = match parse_signal(body) {
@@ -255,17 +270,7 @@ impl State {
             Err(e) => return http::error(StatusCode::BAD_REQUEST, e),
         };
         let Some(status) = self.handle.board.get(job) else {
-            let names: Vec<String> = self
-                .handle
-                .board
-                .all()
-                .into_iter()
-                .map(|j| j.name)
-                .collect();
-            return http::error(
-                StatusCode::NOT_FOUND,
-                format!("no job named {job:?}; jobs are: {}", names.join(", ")),
-            );
+            return self.unknown_job(job);
         };
         let Some(pid) = status.pid else {
             return http::error(

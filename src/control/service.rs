@@ -42,17 +42,7 @@ pub(super) async fn handle(state: &State, job: &str, request: Request<Incoming>)
         ServiceEdit::default()
     };
     if state.handle.board.get(job).is_none() {
-        let names: Vec<String> = state
-            .handle
-            .board
-            .all()
-            .into_iter()
-            .map(|j| j.name)
-            .collect();
-        return http::error(
-            StatusCode::NOT_FOUND,
-            format!("no job named {job:?}; jobs are: {}", names.join(", ")),
-        );
+        return state.unknown_job(job);
     }
     let Some(registry) = state.handle.board.registry() else {
         return refusal(EditError::NoDiscovery);

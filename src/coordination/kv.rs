@@ -59,7 +59,7 @@ pub async fn read(
             index: reply.index,
         });
     }
-    let reply = success(reply)?;
+    let reply = reply.success()?;
     let entries: Vec<RawEntry> = serde_json::from_slice(&reply.body)
         .map_err(|e| CallError::Unreachable(format!("unreadable answer for key {key}: {e}")))?;
     let wanted = key.trim_start_matches('/');
@@ -104,7 +104,7 @@ pub async fn put(
     let reply = client
         .call(Method::PUT, &kv_path(key), &query, Some(value))
         .await?;
-    boolean(success(reply)?)
+    boolean(reply.success()?)
 }
 
 /// Deletes `key` (a key that does not exist counts as deleted).
@@ -112,7 +112,7 @@ pub async fn delete(client: &ConsulClient, key: &str) -> Result<bool, Failure> {
     let reply = client
         .call(Method::DELETE, &kv_path(key), &[], None)
         .await?;
-    boolean(success(reply)?)
+    boolean(reply.success()?)
 }
 
 /// Takes the lock on `key` for `session`, writing `value`. `false`: another
@@ -128,7 +128,7 @@ pub async fn acquire(
     let reply = client
         .call(Method::PUT, &kv_path(key), &query, Some(value))
         .await?;
-    boolean(success(reply)?)
+    boolean(reply.success()?)
 }
 
 /// Releases the lock `session` holds on `key` (no lock-delay follows).
@@ -138,7 +138,7 @@ pub async fn release(client: &ConsulClient, key: &str, session: &str) -> Result<
     let reply = client
         .call(Method::PUT, &kv_path(key), &query, None)
         .await?;
-    boolean(success(reply)?)
+    boolean(reply.success()?)
 }
 
 /// What a new session is tied to.
@@ -232,7 +232,7 @@ pub async fn renew_session(client: &ConsulClient, id: &str) -> Result<bool, Fail
     if reply.status == 404 {
         return Ok(false);
     }
-    let reply = success(reply)?;
+    let reply = reply.success()?;
     // Some versions answer 200 with an empty list for an unknown session.
     Ok(!matches!(
         serde_json::from_slice::<serde_json::Value>(&reply.body),
@@ -244,13 +244,13 @@ pub async fn renew_session(client: &ConsulClient, id: &str) -> Result<bool, Fail
 pub async fn destroy_session(client: &ConsulClient, id: &str) -> Result<(), Failure> {
     let path = format!("/v1/session/destroy/{}", segment(id));
     let reply = client.call(Method::PUT, &path, &[], None).await?;
-    success(reply).map(|_| ())
+    reply.success().map(|_| ())
 }
 
 /// A session's name, or `None` when Consul does not know the session.
 pub async fn session_name(client: &ConsulClient, id: &str) -> Result<Option<String>, Failure> {
     let path = format!("/v1/session/info/{}", segment(id));
-    let reply = success(client.get(&path, &[], None).await?)?;
+    let reply = client.get(&path, &[], None).await?.success()?;
     #[derive(Deserialize)]
     struct Info {
         #[serde(rename = "Name", default)]
@@ -277,18 +277,6 @@ pub fn holder_of(session_name: &str) -> &str {
 
 fn kv_path(key: &str) -> String {
     format!("/v1/kv/{}", key_path(key))
-}
-
-/// Any status but 2xx is a refusal.
-fn success(reply: Reply) -> Result<Reply, Failure> {
-    if (200..300).contains(&reply.status) {
-        Ok(reply)
-    } else {
-        Err(CallError::Status {
-            status: reply.status,
-            body: String::from_utf8_lossy(&reply.body).into_owned(),
-        })
-    }
 }
 
 /// The `true`/`false` body of KV writes.

@@ -35,7 +35,7 @@
 use super::kv::{self, CreateError, SessionSpec};
 use crate::config::model::{JobConfig, LeaderConfig};
 use crate::discovery::backoff::Backoff;
-use crate::discovery::client::{Blocking, CallError, ConsulClient};
+use crate::discovery::client::{Blocking, CallError, ConsulClient, next_index};
 use crate::discovery::registry::{CheckView, ConsulRegistry};
 use crate::environ::{Environ, env_name};
 use crate::events::{Bus, Event, EventCode, GLOBAL};
@@ -852,16 +852,6 @@ fn destroy_later(client: &ConsulClient, id: String) {
             );
         }
     });
-}
-
-/// The index for the next blocking query (Consul's rules, as for watches).
-fn next_index(sent: u64, got: Option<u64>) -> u64 {
-    match got {
-        None => 0,
-        Some(n) if n < sent => 0,
-        Some(0) => 1,
-        Some(n) => n,
-    }
 }
 
 async fn wait<T>(pending: &mut Pending<T>) -> T {

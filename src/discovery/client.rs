@@ -56,12 +56,41 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+impl Reply {
+    /// The reply when its status is 2xx; any other status is a refusal,
+    /// [`CallError::Status`] with the body.
+    pub fn success(self) -> Result<Reply, CallError> {
+        if (200..300).contains(&self.status) {
+            Ok(self)
+        } else {
+            Err(CallError::Status {
+                status: self.status,
+                body: String::from_utf8_lossy(&self.body).into_owned(),
+            })
+        }
+    }
+}
+
 /// A blocking query's position: ask for changes after `index`, waiting at
 /// most `wait` for one.
 #[derive(Debug, Clone, Copy)]
 pub struct Blocking {
     pub index: u64,
     pub wait: Duration,
+}
+
+/// The index for the next blocking query, per Consul's blocking-query guide:
+/// reset to 0 when it goes backwards (the agent or cluster restarted, a
+/// snapshot was restored), never block on 0 after the first answer, and
+/// without an index (no `X-Consul-Index`) start over. Watches and leader
+/// election follow it.
+pub fn next_index(sent: u64, got: Option<u64>) -> u64 {
+    match got {
+        None => 0,
+        Some(n) if n < sent => 0,
+        Some(0) => 1,
+        Some(n) => n,
+    }
 }
 
 /// Cheap to clone; clones share the connection pool.
@@ -145,15 +174,7 @@ impl ConsulClient {
                 .header("Content-Type", "application/json")
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
-        let reply = self.send(req, "PUT", path).await?;
-        if (200..300).contains(&reply.status) {
-            Ok(reply)
-        } else {
-            Err(CallError::Status {
-                status: reply.status,
-                body: String::from_utf8_lossy(&reply.body).into_owned(),
-            })
-        }
+        self.send(req, "PUT", path).await?.success()
     }
 
     /// `GET path?query`, as a blocking query when `blocking` is given.
@@ -412,20 +433,28 @@ fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".to_string();
     }
+    let text = request_failure(e);
+    match tls_hint(&text) {
+        Some(hint) => format!("{text} ({hint})"),
+        None => text,
+    }
+}
+
+/// A failed request's cause, without its URL: for a connection failure the
+/// root cause ("cannot connect: Connection refused"), else the whole chain
+/// ("invalid peer certificate: UnknownIssuer"), not reqwest's wrapper text.
+/// Consul requests and HTTP health checks (`jobs::health`) share it.
+pub fn request_failure(e: reqwest::Error) -> String {
     let connect = e.is_connect();
     let e = e.without_url();
     let mut root: &dyn std::error::Error = &e;
     while let Some(next) = root.source() {
         root = next;
     }
-    let text = if connect {
+    if connect {
         format!("cannot connect: {root}")
     } else {
         error_chain(&e)
-    };
-    match tls_hint(&text) {
-        Some(hint) => format!("{text} ({hint})"),
-        None => text,
     }
 }
 

@@ -18,7 +18,7 @@
 //! query is retried with backoff.
 
 use super::backoff::Backoff;
-use super::client::{Blocking, ConsulClient, Reply, key_path, segment};
+use super::client::{Blocking, ConsulClient, Reply, key_path, next_index, segment};
 use super::payload::{self, Instance, KvEntry, RuntimeDir};
 use crate::config::model::{WatchConfig, WatchTarget};
 use crate::environ::Environ;
@@ -370,19 +370,6 @@ fn parse(target: &WatchTarget, reply: &Reply) -> Result<Snapshot, String> {
             Ok(Snapshot::Key(entries.into_iter().find(|e| e.key == key)))
         }
         WatchTarget::Prefix { .. } => payload::parse_kv(&reply.body).map(Snapshot::Prefix),
-    }
-}
-
-/// The index for the next query, per Consul's blocking-query guide: reset to
-/// 0 when it goes backwards (the agent or cluster restarted, a snapshot was
-/// restored), never block on 0 after the first answer, and without an index
-/// (no `X-Consul-Index`) start over.
-fn next_index(sent: u64, got: Option<u64>) -> u64 {
-    match got {
-        None => 0,
-        Some(n) if n < sent => 0,
-        Some(0) => 1,
-        Some(n) => n,
     }
 }
 

@@ -102,34 +102,40 @@ pub fn start(
         }
         HealthCheck::Tcp { address } => {
             let address = address.clone();
-            let task = tokio::spawn(async move {
-                let passed = match tcp_check(&address, timeout).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        log::info!("{name}: {e}");
-                        false
-                    }
-                };
-                let _ = results.send(passed).await;
-            });
-            RunningCheck { task, pgid: None }
+            start_network_check(
+                name,
+                results,
+                async move { tcp_check(&address, timeout).await },
+            )
         }
         HealthCheck::Http { url, ok_status } => {
             let url = url.clone();
             let ok_status = ok_status.clone();
-            let task = tokio::spawn(async move {
-                let passed = match http_check(&url, &ok_status, timeout).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        log::info!("{name}: {e}");
-                        false
-                    }
-                };
-                let _ = results.send(passed).await;
-            });
-            RunningCheck { task, pgid: None }
+            start_network_check(name, results, async move {
+                http_check(&url, &ok_status, timeout).await
+            })
         }
     }
+}
+
+/// Runs a check made in-process (TCP, HTTP): it passes on `Ok`; its error
+/// is logged, and it fails.
+fn start_network_check(
+    name: String,
+    results: mpsc::Sender<bool>,
+    check: impl Future<Output = Result<(), String>> + Send + 'static,
+) -> RunningCheck {
+    let task = tokio::spawn(async move {
+        let passed = match check.await {
+            Ok(()) => true,
+            Err(e) => {
+                log::info!("{name}: {e}");
+                false
+            }
+        };
+        let _ = results.send(passed).await;
+    });
+    RunningCheck { task, pgid: None }
 }
 
 /// Connects to `address` (`host:port`; the name is resolved at each check,
@@ -217,17 +223,7 @@ fn http_client() -> Result<&'static reqwest::Client, String> {
 /// A failed request in a few words: the cause ("Connection refused",
 /// "invalid peer certificate: UnknownIssuer"), not reqwest's wrapper text.
 fn describe(e: reqwest::Error) -> String {
-    let connect = e.is_connect();
-    let e = e.without_url();
-    let mut root: &dyn std::error::Error = &e;
-    while let Some(next) = root.source() {
-        root = next;
-    }
-    let text = if connect {
-        format!("cannot connect: {root}")
-    } else {
-        crate::discovery::client::error_chain(&e)
-    };
+    let text = crate::discovery::client::request_failure(e);
     if text.contains("UnknownIssuer") || text.contains("not valid for name") {
         format!(
             "{text} (the app's certificate is not trusted for this URL: https checks verify \

@@ -2,6 +2,7 @@
 //! semantics: every key must be consumed by the section's decoder, and the
 //! ones left over are reported with a suggestion.
 
+use super::values;
 use crate::config::error::{Reporter, Severity};
 use crate::config::source::{Span, Spanned, Value};
 use crate::config::suggest;
@@ -152,6 +153,31 @@ impl<'a> Fields<'a> {
             }
         }
     }
+}
+
+/// The required, non-empty `name` of a job or a watch, with the value it is
+/// read from (for spans). Missing, it is reported on the object with
+/// `missing_hint`; empty, on the value with `empty_hint`.
+pub fn required_name<'a>(
+    f: &mut Fields<'a>,
+    rep: &mut Reporter<'_>,
+    empty_hint: &str,
+    missing_hint: &str,
+) -> (Option<&'a Spanned<Value>>, Option<String>) {
+    let name_value = f.get("name", rep);
+    let name = match name_value {
+        Some(n) => values::non_empty_string(n, &f.path_of("name"), rep, empty_hint),
+        None => {
+            rep.error(
+                f.span(),
+                f.path(),
+                "missing `name`",
+                Some(missing_hint.to_string()),
+            );
+            None
+        }
+    };
+    (name_value, name)
 }
 
 /// No special explanations for unknown keys.

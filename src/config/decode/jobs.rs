@@ -1,6 +1,6 @@
 //! The `jobs` section: one process plus the rules around it, per entry.
 
-use super::fields::Fields;
+use super::fields::{Fields, required_name};
 use super::values;
 use super::when::MIN_TASK_DURATION;
 use super::{health, restarts, service, when};
@@ -124,24 +124,12 @@ fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
     let mut f = Fields::open(v, path, "a job", JOB_KEYS, rep)?;
     let line = line_col(rep.text(), v.start).0;
 
-    let name_value = f.get("name", rep);
-    let name = match name_value {
-        Some(n) => values::non_empty_string(
-            n,
-            &f.path_of("name"),
-            rep,
-            "give the job a name, e.g. `name: \"app\"`",
-        ),
-        None => {
-            rep.error(
-                f.span(),
-                path,
-                "missing `name`",
-                Some("every job needs a unique name: add `name: \"app\"`".into()),
-            );
-            None
-        }
-    };
+    let (name_value, name) = required_name(
+        &mut f,
+        rep,
+        "give the job a name, e.g. `name: \"app\"`",
+        "every job needs a unique name: add `name: \"app\"`",
+    );
     let exec = f
         .get("exec", rep)
         .and_then(|e| values::exec(e, &f.path_of("exec"), rep));

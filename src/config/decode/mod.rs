@@ -15,7 +15,7 @@ pub(crate) mod jobs;
 pub(crate) mod logging;
 pub(crate) mod restarts;
 pub(crate) mod service;
-mod telemetry;
+pub(crate) mod telemetry;
 pub(crate) mod values;
 mod watches;
 pub(crate) mod when;

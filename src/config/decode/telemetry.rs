@@ -17,18 +17,7 @@ pub const DEFAULT_TELEMETRY_PORT: u16 = 9090;
 
 pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<TelemetryConfig> {
     let mut f = Fields::open(v, path, "telemetry options", TELEMETRY_KEYS, rep)?;
-    let port = match f.get("port", rep).filter(|v| !values::is_blank(v)) {
-        Some(v) => values::port(v, &f.path_of("port"), rep).unwrap_or(DEFAULT_TELEMETRY_PORT),
-        None => DEFAULT_TELEMETRY_PORT,
-    };
-    let interfaces = f
-        .get("interfaces", rep)
-        .and_then(|v| values::string_list(v, &f.path_of("interfaces"), rep))
-        .unwrap_or_default();
-    let tags = f
-        .get("tags", rep)
-        .and_then(|v| values::string_list(v, &f.path_of("tags"), rep))
-        .unwrap_or_default();
+    let mut telemetry = endpoint(&mut f, rep);
     let mut metrics = Vec::new();
     if let Some(list) = f.get("metrics", rep) {
         match &list.value {
@@ -52,12 +41,32 @@ pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<
         }
     }
     f.finish(rep, &telemetry_key_hint);
-    Some(TelemetryConfig {
+    telemetry.metrics = metrics;
+    Some(telemetry)
+}
+
+/// The endpoint's keys, which ContainerPilot 2's `telemetry` (`config::v2`)
+/// shares: `port` (default [`DEFAULT_TELEMETRY_PORT`]), `interfaces` and
+/// `tags`; the metrics are left empty for the caller.
+pub(crate) fn endpoint(f: &mut Fields<'_>, rep: &mut Reporter<'_>) -> TelemetryConfig {
+    let port = match f.get("port", rep).filter(|v| !values::is_blank(v)) {
+        Some(v) => values::port(v, &f.path_of("port"), rep).unwrap_or(DEFAULT_TELEMETRY_PORT),
+        None => DEFAULT_TELEMETRY_PORT,
+    };
+    let interfaces = f
+        .get("interfaces", rep)
+        .and_then(|v| values::string_list(v, &f.path_of("interfaces"), rep))
+        .unwrap_or_default();
+    let tags = f
+        .get("tags", rep)
+        .and_then(|v| values::string_list(v, &f.path_of("tags"), rep))
+        .unwrap_or_default();
+    TelemetryConfig {
         port,
         interfaces,
         tags,
-        metrics,
-    })
+        metrics: Vec::new(),
+    }
 }
 
 fn decode_metric(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<MetricConfig> {
@@ -89,25 +98,7 @@ fn decode_metric(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Opti
         }
     };
     let kind = match kind {
-        Some((k, v)) => match k.as_str() {
-            "counter" => Some(MetricType::Counter),
-            "gauge" => Some(MetricType::Gauge),
-            "histogram" => Some(MetricType::Histogram),
-            "summary" => Some(MetricType::Summary),
-            other => {
-                let hint = match suggest::closest(other, TYPES) {
-                    Some(close) => format!("did you mean `{close}`?"),
-                    None => format!("write one of: {}", TYPES.join(", ")),
-                };
-                rep.error(
-                    v.span(),
-                    &format!("{path}.type"),
-                    format!("unknown metric type {other:?}"),
-                    Some(hint),
-                );
-                None
-            }
-        },
+        Some((k, v)) => metric_type(&k, v, &format!("{path}.type"), rep),
         None => {
             rep.error(
                 span,
@@ -125,6 +116,36 @@ fn decode_metric(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Opti
         help,
         kind: kind?,
     })
+}
+
+/// The metric type named `text`, read from `v` at `path`; an unknown name is
+/// reported with the closest known one. ContainerPilot 2's sensors
+/// (`config::v2`) share it.
+pub(crate) fn metric_type(
+    text: &str,
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+) -> Option<MetricType> {
+    match text {
+        "counter" => Some(MetricType::Counter),
+        "gauge" => Some(MetricType::Gauge),
+        "histogram" => Some(MetricType::Histogram),
+        "summary" => Some(MetricType::Summary),
+        other => {
+            let hint = match suggest::closest(other, TYPES) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("write one of: {}", TYPES.join(", ")),
+            };
+            rep.error(
+                v.span(),
+                path,
+                format!("unknown metric type {other:?}"),
+                Some(hint),
+            );
+            None
+        }
+    }
 }
 
 fn text<'a>(

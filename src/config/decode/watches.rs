@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::fields::Fields;
+use super::fields::{Fields, required_name};
 use super::values;
 use crate::config::error::Reporter;
 use crate::config::hooks::{self, Created, Hook};
@@ -66,24 +66,12 @@ fn decode_one(
 ) -> Option<(WatchConfig, Span, Option<Hook>)> {
     let mut f = Fields::open(v, path, "a watch", WATCH_KEYS, rep)?;
     let line = line_col(rep.text(), v.start).0;
-    let name_value = f.get("name", rep);
-    let name = match name_value {
-        Some(n) => values::non_empty_string(
-            n,
-            &f.path_of("name"),
-            rep,
-            "name the Consul service to watch, e.g. `name: \"db\"`",
-        ),
-        None => {
-            rep.error(
-                f.span(),
-                path,
-                "missing `name`",
-                Some("name the Consul service to watch: add `name: \"db\"`".into()),
-            );
-            None
-        }
-    };
+    let (name_value, name) = required_name(
+        &mut f,
+        rep,
+        "name the Consul service to watch, e.g. `name: \"db\"`",
+        "name the Consul service to watch: add `name: \"db\"`",
+    );
     let mut text = |f: &mut Fields<'_>, key: &str| -> Option<(String, Span)> {
         let v = f.get(key, rep).filter(|v| !values::is_blank(v))?;
         values::string(v, &f.path_of(key), rep).map(|s| (s, v.span()))
