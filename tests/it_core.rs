@@ -257,17 +257,22 @@ fn other_signals_are_forwarded_to_the_main_job() {
             "trap 'echo usr1 >> {l}' USR1; trap 'echo term >> {l}; exit 0' TERM; \
              echo ready >> {l}; while :; do sleep 1000 & wait $!; done"))},
         {"name": "bystander", "exec": sh(&format!(
-            "trap 'echo bystander-usr1 >> {l}' USR1; while :; do sleep 1000 & wait $!; done"))},
+            "trap 'echo bystander-usr1 >> {l}' USR1; echo bystander-ready >> {l}; \
+             while :; do sleep 1000 & wait $!; done"))},
     ]}));
     let mut ap = start(&cfg);
     wait_lines(&log, "ready", 1);
+    wait_lines(&log, "bystander-ready", 1);
     ap.signal(libc::SIGUSR1);
     wait_lines(&log, "usr1", 1);
     ap.signal(libc::SIGUSR1);
     wait_lines(&log, "usr1", 2);
     let (code, out) = stop(ap);
     assert_eq!(code, 0, "the main job exited 0 on SIGTERM: {out}");
-    let lines = file_lines(&log);
+    let lines: Vec<String> = file_lines(&log)
+        .into_iter()
+        .filter(|l| l != "bystander-ready")
+        .collect();
     assert_eq!(lines, ["ready", "usr1", "usr1", "term"], "{out}");
 }
 

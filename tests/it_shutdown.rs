@@ -200,13 +200,15 @@ fn a_hung_stop_hook_delays_its_job_only_until_the_jobs_stop_timeout() {
             "trap 'echo app-got-term >> {l}; exit 0' TERM; echo app-running >> {l}; \
              while :; do sleep 1000 & wait $!; done"))},
         {"name": "other", "exec": sh(&format!(
-            "trap 'echo other-got-term >> {l}; exit 0' TERM; \
+            "trap 'echo other-got-term >> {l}; exit 0' TERM; echo other-running >> {l}; \
              while :; do sleep 1000 & wait $!; done"))},
         {"name": "pre-stop", "when": {"source": "app", "once": "stopping"},
          "exec": sh(&format!("echo hook-hangs >> {l}; exec sleep 1000"))},
     ]}));
     let mut ap = start(&cfg);
+    // Both traps are set before the signal, so neither shell dies of it.
     wait_line(&log, "app-running");
+    wait_line(&log, "other-running");
     let t0 = Instant::now();
     ap.signal(libc::SIGTERM);
     wait_line(&log, "other-got-term");
