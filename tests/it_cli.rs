@@ -200,3 +200,36 @@ fn check_validates_the_consul_settings_as_run_would() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("localhost:8500"), "{stdout}");
 }
+
+#[test]
+fn logging_output_goes_to_stderr_or_a_file_as_configured() {
+    let dir = TestDir::new();
+    let job = r#"jobs: [{name: "hello", exec: ["echo", "hi from the job"]}]"#;
+    let cfg = dir.write(
+        "stderr.json5",
+        format!(r#"{{logging: {{output: "stderr"}}, {job}}}"#),
+    );
+    let (code, stdout, stderr) = run_autopilot(&["-config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "", "nothing on stdout");
+    assert!(stderr.contains("hello: hi from the job"), "{stderr}");
+
+    let log = dir.join("autopilot.log");
+    let cfg = dir.write(
+        "file.json5",
+        format!(
+            r#"{{logging: {{output: "{}", format: "json"}}, {job}}}"#,
+            log.display()
+        ),
+    );
+    let (code, stdout, stderr) = run_autopilot(&["-config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("", ""));
+    let lines = file_lines(&log);
+    let job_line: serde_json::Value = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["source"] == "hello")
+        .unwrap_or_else(|| panic!("no json line from the job in {lines:?}"));
+    assert_eq!(job_line["msg"], "hi from the job");
+}
