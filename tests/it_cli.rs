@@ -4,9 +4,6 @@
 
 use crate::common::*;
 use serde_json::json;
-use std::time::Duration;
-
-const LONG: Duration = Duration::from_secs(30);
 
 fn version_line() -> String {
     format!("autopilot {}\n", env!("CARGO_PKG_VERSION"))

@@ -8,20 +8,6 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Generous: these tests must not flake on a loaded 2-core machine.
-const LONG: Duration = Duration::from_secs(30);
-
-fn sh(script: &str) -> Value {
-    json!(["sh", "-c", script])
-}
-
-/// Starts autopilot as PID 1 and waits until its signal handlers are installed.
-fn start(config: &Path) -> Autopilot {
-    let mut ap = Autopilot::start_pid1(config, &[], &[]);
-    ap.wait_for_output("started as pid 1", LONG);
-    ap
-}
-
 /// The single descendant of `root` whose whole command line is `cmdline`.
 fn process(root: i32, cmdline: &str) -> i32 {
     wait_until(&format!("a process `{cmdline}`"), LONG, || {
@@ -58,7 +44,7 @@ fn each_job_runs_in_its_own_process_group() {
         {"name": "one", "exec": ["sleep", "1001"]},
         {"name": "two", "exec": sh("sleep 1002 & exec sleep 1003")},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     let root = ap.autopilot_host_pid();
     let one = process(root, "sleep 1001");
     let two_child = process(root, "sleep 1002");
@@ -86,7 +72,7 @@ fn children_start_with_default_signal_dispositions_and_an_empty_mask() {
         {"name": "app", "exec": ["sleep", "1001"]},
         {"name": "hook", "exec": ["sleep", "1002"], "when": {"each": "SIGHUP"}},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     let root = ap.autopilot_host_pid();
     assert_ne!(
         proc_status_field(root, "SigCgt").as_deref(),
@@ -117,7 +103,7 @@ fn children_see_containerpilot_pid_and_the_pids_of_running_jobs() {
         // Started later (on SIGUSR2), so my-app is running by then.
         {"name": "probe", "exec": ["sleep", "1002"], "when": {"each": "SIGUSR2"}},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     let root = ap.autopilot_host_pid();
     let app = process(root, "sleep 1001");
     ap.signal(libc::SIGUSR2);
@@ -233,7 +219,7 @@ fn sighup_and_sigusr2_start_their_hooks_each_time() {
         {"name": "on-usr2", "exec": sh(&format!("echo usr2 >> {l}")),
          "when": {"each": "SIGUSR2"}},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     ap.signal(libc::SIGHUP);
     wait_lines(&log, "hup", 1);
     ap.signal(libc::SIGUSR2);
@@ -260,7 +246,7 @@ fn other_signals_are_forwarded_to_the_main_job() {
             "trap 'echo bystander-usr1 >> {l}' USR1; echo bystander-ready >> {l}; \
              while :; do sleep 1000 & wait $!; done"))},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     wait_lines(&log, "ready", 1);
     wait_lines(&log, "bystander-ready", 1);
     ap.signal(libc::SIGUSR1);
@@ -293,7 +279,7 @@ fn once_starts_a_hook_on_the_first_event_and_each_on_every_event() {
         {"name": "done", "exec": sh(&format!("echo ticker-stopped >> {l}")),
          "when": {"source": "ticker", "once": "stopped"}},
     ]}));
-    let ap = start(&cfg);
+    let ap = start_ready(&cfg);
     wait_lines(&log, "ticker-stopped", 1);
     let lines = wait_lines(&log, "each", 3);
     let count = |what: &str| lines.iter().filter(|l| *l == what).count();
@@ -322,7 +308,7 @@ fn interval_jobs_are_killed_at_their_timeout_and_stop_after_their_restarts() {
         {"name": "on-stop", "exec": sh(&format!("echo task-stopped >> {l}")),
          "when": {"source": "task", "once": "stopped"}},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     let root = ap.autopilot_host_pid();
     wait_lines(&log, "task-stopped", 1);
     let lines = wait_lines(&log, "killed", 3);
@@ -359,7 +345,7 @@ fn an_interval_job_still_running_at_its_last_tick_stops_after_that_run() {
         {"name": "on-stop", "exec": sh(&format!("echo task-stopped >> {l}")),
          "when": {"source": "task", "once": "stopped"}},
     ]}));
-    let ap = start(&cfg);
+    let ap = start_ready(&cfg);
     let lines = wait_lines(&log, "task-stopped", 1);
     assert_eq!(lines.iter().filter(|l| *l == "run").count(), 3, "{lines:?}");
     let (code, out) = stop(ap);
@@ -382,7 +368,7 @@ fn when_timeout_ends_a_waiting_job_and_publishes_timer_expired() {
          "when": {"source": "waiter", "once": "stopped"}},
     ]}));
     let start_time = Instant::now();
-    let ap = start(&cfg);
+    let ap = start_ready(&cfg);
     wait_lines(&log, "expired", 1);
     let lines = wait_lines(&log, "waiter-stopped", 1);
     assert!(
@@ -409,7 +395,7 @@ fn health_checks_publish_healthy_and_unhealthy_on_transitions() {
         {"name": "on-unhealthy", "exec": sh(&format!("echo unhealthy >> {l}")),
          "when": {"source": "app", "each": "unhealthy"}},
     ]}));
-    let ap = start(&cfg);
+    let ap = start_ready(&cfg);
     wait_lines(&log, "unhealthy", 1);
     std::fs::write(&flag, "").unwrap();
     wait_lines(&log, "healthy", 1);

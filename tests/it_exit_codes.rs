@@ -7,15 +7,8 @@
 //!   job that cannot be executed.
 
 use crate::common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
-use std::time::Duration;
-
-const LONG: Duration = Duration::from_secs(30);
-
-fn sh(script: &str) -> Value {
-    json!(["sh", "-c", script])
-}
 
 /// Runs `config` as PID 1 to the end; returns (exit code, output).
 fn run_to_end(config: &Path) -> (i32, String) {

@@ -8,8 +8,6 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
-const LONG: Duration = Duration::from_secs(30);
-
 /// How many orphans each test leaves behind.
 const ORPHANS: usize = 100;
 

@@ -11,24 +11,6 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const LONG: Duration = Duration::from_secs(30);
-
-fn sh(script: &str) -> Value {
-    json!(["sh", "-c", script])
-}
-
-fn start(config: &Path) -> Autopilot {
-    let mut ap = Autopilot::start_pid1(config, &[], &[]);
-    ap.wait_for_output("started as pid 1", LONG);
-    ap
-}
-
-fn wait_line(path: &Path, line: &str) {
-    wait_until(&format!("{line:?} in {}", path.display()), LONG, || {
-        file_lines(path).iter().any(|l| l == line).then_some(())
-    });
-}
-
 /// A job that ignores SIGTERM, and so do the `sleep`s it starts (an ignored
 /// signal stays ignored across fork and exec).
 fn stubborn(log: &Path) -> Value {
@@ -64,7 +46,7 @@ fn stop_hooks_run_in_order_around_the_app() {
         {"name": "post-stop", "when": {"source": "app", "once": "stopped"},
          "exec": sh(&format!("echo post-stop app-pid=${{CONTAINERPILOT_APP_PID:-unset}} >> {l}"))},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     wait_line(&log, "app-running");
     let (code, secs, out) = stop_with(&mut ap, libc::SIGTERM);
     assert_eq!(code, 0, "{out}");
@@ -93,7 +75,7 @@ fn a_job_ignoring_sigterm_is_killed_at_its_own_stop_timeout() {
         {"name": "stubborn", "stopTimeout": "1s", "exec": stubborn(&log)},
         {"name": "polite", "exec": ["sleep", "1001"]},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     wait_line(&log, "stubborn-ready");
     let (code, secs, out) = stop_with(&mut ap, libc::SIGTERM);
     assert_eq!(code, 0, "failures during shutdown do not count: {out}");
@@ -120,7 +102,7 @@ fn a_job_ignoring_sigterm_is_killed_at_the_global_stop_timeout() {
         {"name": "stubborn", "exec": stubborn(&log)},
         {"name": "polite", "exec": ["sleep", "1001"]},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     let root = ap.autopilot_host_pid();
     wait_line(&log, "stubborn-ready");
     let stubborn_pids = find_descendants(root, "trap");
@@ -153,7 +135,7 @@ fn well_behaved_jobs_stop_without_waiting_for_any_deadline() {
         {"name": "post-stop", "exec": sh(&format!("echo post >> {l}")),
          "when": {"source": "b", "once": "stopped"}},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     let root = ap.autopilot_host_pid();
     wait_until("all sleeps to run", LONG, || {
         let sleeps = descendants_of(root)
@@ -182,7 +164,7 @@ fn sigint_shuts_down_like_sigterm() {
             "trap 'echo got-term >> {l}; exit 0' TERM; echo up >> {l}; \
              while :; do sleep 1000 & wait $!; done"))},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     wait_line(&log, "up");
     let (code, _, out) = stop_with(&mut ap, libc::SIGINT);
     assert_eq!(code, 0, "{out}");
@@ -205,7 +187,7 @@ fn a_hung_stop_hook_delays_its_job_only_until_the_jobs_stop_timeout() {
         {"name": "pre-stop", "when": {"source": "app", "once": "stopping"},
          "exec": sh(&format!("echo hook-hangs >> {l}; exec sleep 1000"))},
     ]}));
-    let mut ap = start(&cfg);
+    let mut ap = start_ready(&cfg);
     // Both traps are set before the signal, so neither shell dies of it.
     wait_line(&log, "app-running");
     wait_line(&log, "other-running");

@@ -15,6 +15,19 @@ fn job(name: &str) -> JobConfig {
     }
 }
 
+/// A health check every second; the machine never runs it, so any check will do.
+fn health_every_second() -> HealthConfig {
+    HealthConfig {
+        check: HealthCheck::Tcp {
+            address: "127.0.0.1:1".into(),
+        },
+        interval: Duration::from_secs(1),
+        ttl: Duration::from_secs(3),
+        timeout: Duration::from_secs(1),
+        logging_raw: false,
+    }
+}
+
 fn on_event(code: EventCode, source: &str, repeat: Repeat) -> When {
     When::Event {
         pattern: EventPattern {
@@ -263,15 +276,7 @@ fn when_timeout_gives_up_waiting_and_publishes_timer_expired() {
 #[test]
 fn health_events_are_published_on_transitions_only() {
     let mut cfg = job("web");
-    cfg.health = Some(HealthConfig {
-        check: HealthCheck::Tcp {
-            address: "127.0.0.1:1".into(),
-        },
-        interval: Duration::from_secs(1),
-        ttl: Duration::from_secs(3),
-        timeout: Duration::from_secs(1),
-        logging_raw: false,
-    });
+    cfg.health = Some(health_every_second());
     cfg.service = Some(ServiceConfig {
         port: 80,
         ..ServiceConfig::default()
@@ -305,15 +310,7 @@ fn health_events_are_published_on_transitions_only() {
 #[test]
 fn maintenance_deregisters_and_pauses_health_checks() {
     let mut cfg = job("web");
-    cfg.health = Some(HealthConfig {
-        check: HealthCheck::Tcp {
-            address: "127.0.0.1:1".into(),
-        },
-        interval: Duration::from_secs(1),
-        ttl: Duration::from_secs(3),
-        timeout: Duration::from_secs(1),
-        logging_raw: false,
-    });
+    cfg.health = Some(health_every_second());
     cfg.service = Some(ServiceConfig::default());
     let mut m = machine(&cfg, &[]);
     let t0 = Instant::now();
@@ -508,15 +505,7 @@ fn shutdown_deregisters_before_the_stop_hooks_run() {
 #[test]
 fn a_health_checked_job_without_port_makes_no_consul_calls() {
     let mut cfg = job("worker");
-    cfg.health = Some(HealthConfig {
-        check: HealthCheck::Tcp {
-            address: "127.0.0.1:1".into(),
-        },
-        interval: Duration::from_secs(1),
-        ttl: Duration::from_secs(3),
-        timeout: Duration::from_secs(1),
-        logging_raw: false,
-    });
+    cfg.health = Some(health_every_second());
     let mut m = machine(&cfg, &[]);
     let t0 = Instant::now();
     let mut fx = m.on(startup(), t0);

@@ -29,6 +29,29 @@ use std::time::{Duration, Instant};
 /// generous, because CI shares two cores; passing tests never wait it out.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// For waits that include whole process lifetimes (a stop timeout, a run of
+/// restarts): these tests must not flake on a loaded 2-core machine.
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// A job's `exec` that runs `script` with `sh -c`.
+pub fn sh(script: &str) -> serde_json::Value {
+    serde_json::json!(["sh", "-c", script])
+}
+
+/// Starts autopilot as PID 1 and waits until its signal handlers are installed.
+pub fn start_ready(config: &Path) -> Autopilot {
+    let mut ap = Autopilot::start_pid1(config, &[], &[]);
+    ap.wait_for_output("started as pid 1", LONG);
+    ap
+}
+
+/// Waits until the file has a line equal to `line`.
+pub fn wait_line(path: &Path, line: &str) {
+    wait_until(&format!("{line:?} in {}", path.display()), LONG, || {
+        file_lines(path).iter().any(|l| l == line).then_some(())
+    });
+}
+
 /// How often [`wait_until`] re-checks its condition.
 const POLL: Duration = Duration::from_millis(25);
 
