@@ -50,20 +50,6 @@ fn wait_last_line(dir: &TestDir, name: &str, want: &str, deadline: Duration) {
     });
 }
 
-/// Checks that `ok` holds at every poll for `span` (a property over time,
-/// such as "the TTL is kept alive"), panicking as soon as it does not.
-fn holds_for(what: &str, span: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    wait_until(what, span + Duration::from_secs(5), || {
-        assert!(
-            ok(),
-            "no longer true after {:.1}s: {what}",
-            start.elapsed().as_secs_f64()
-        );
-        (start.elapsed() >= span).then_some(())
-    });
-}
-
 /// Starts autopilot (not as PID 1) with `HOSTNAME=host` and a control
 /// socket of its own in `dir`, so several can run side by side.
 fn start(cfg: &std::path::Path, dir: &TestDir, host: &str) -> Autopilot {

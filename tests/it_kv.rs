@@ -7,7 +7,7 @@ use crate::common::*;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `autopilot ARGS` with `CONSUL_HTTP_ADDR` pointing at `consul`.
 fn ap(consul: &Consul, args: &[&str]) -> (i32, String, String) {
@@ -26,19 +26,6 @@ fn ap_as(consul: &Consul, host: &str, args: &[&str]) -> (i32, String, String) {
 fn raw(consul: &Consul, key: &str) -> Option<String> {
     let (status, body) = consul.http_get(&format!("/v1/kv/{key}?raw"));
     (status == 200).then_some(body)
-}
-
-/// Checks that `ok` holds at every poll for `span`.
-fn holds_for(what: &str, span: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    wait_until(what, span + Duration::from_secs(5), || {
-        assert!(
-            ok(),
-            "no longer true after {:.1}s: {what}",
-            start.elapsed().as_secs_f64()
-        );
-        (start.elapsed() >= span).then_some(())
-    });
 }
 
 #[test]

@@ -45,6 +45,20 @@ pub fn start_ready(config: &Path) -> Autopilot {
     ap
 }
 
+/// Checks that `ok` holds at every poll for `span` (a property over time,
+/// such as "the TTL is kept alive"), panicking as soon as it does not.
+pub fn holds_for(what: &str, span: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    wait_until(what, span + Duration::from_secs(5), || {
+        assert!(
+            ok(),
+            "no longer true after {:.1}s: {what}",
+            start.elapsed().as_secs_f64()
+        );
+        (start.elapsed() >= span).then_some(())
+    });
+}
+
 /// Waits until the file has a line equal to `line`.
 pub fn wait_line(path: &Path, line: &str) {
     wait_until(&format!("{line:?} in {}", path.display()), LONG, || {
