@@ -9,6 +9,11 @@
 #   bash scripts/docker-images.sh [--force] demo  only autopilot-demo-base (on a
 #                                                 machine that can pull rust:1-bookworm)
 #   bash scripts/docker-images.sh [--force] rust  only rust:1-bookworm
+#   bash scripts/docker-images.sh [--force] mysql only autopilot-mysql-base:bookworm
+#   bash scripts/docker-images.sh [--force] volume only autopilot-volume-base:bookworm
+#
+# With no image named it builds rust and demo (what ./Dockerfile and the hello
+# demo need); the examples' tests name theirs.
 #
 # Each image is built only when its tag is missing (cached by tag):
 #
@@ -22,6 +27,13 @@
 #       Debian bookworm minbase + busybox (httpd, wget), jq, nginx, and the
 #       consul binary (Debian 11's package, as scripts/install-deps.sh installs
 #       it). The demo's consul, app and frontend images start from it.
+#   autopilot-mysql-base:bookworm
+#       Debian bookworm minbase + MariaDB 10.11 (mariadb-server, mariadb-backup,
+#       mariadb-client), busybox and the consul binary: examples/mysql.
+#   autopilot-volume-base:bookworm
+#       Debian bookworm minbase + QEMU 7.2's qemu-nbd, qemu-io and
+#       qemu-storage-daemon (qemu-utils, qemu-system-common), libnbd-bin,
+#       busybox and the consul binary: examples/volume.
 #
 # The Debian mirror is the one this machine's apt already uses (read from
 # /etc/apt/sources.list{,.d/}); downloaded packages are kept in $DEBOOTSTRAP_CACHE
@@ -31,6 +43,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DEMO_BASE="autopilot-demo-base:bookworm"
+MYSQL_BASE="autopilot-mysql-base:bookworm"
+VOLUME_BASE="autopilot-volume-base:bookworm"
 SUITE="bookworm"
 DEBOOTSTRAP_CACHE="${DEBOOTSTRAP_CACHE:-/var/cache/autopilot/debootstrap}"
 export DEBIAN_FRONTEND=noninteractive
@@ -41,16 +55,20 @@ die() { echo "docker-images: ERROR: $*" >&2; exit 1; }
 FORCE=0
 WANT_RUST=0
 WANT_DEMO=0
+WANT_MYSQL=0
+WANT_VOLUME=0
 for arg in "$@"; do
     case "$arg" in
     --force) FORCE=1 ;;
     rust) WANT_RUST=1 ;;
     demo) WANT_DEMO=1 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    mysql) WANT_MYSQL=1 ;;
+    volume) WANT_VOLUME=1 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) die "unknown argument: $arg (try --help)" ;;
     esac
 done
-if [ "$WANT_RUST" -eq 0 ] && [ "$WANT_DEMO" -eq 0 ]; then WANT_RUST=1; WANT_DEMO=1; fi
+if [ $((WANT_RUST + WANT_DEMO + WANT_MYSQL + WANT_VOLUME)) -eq 0 ]; then WANT_RUST=1; WANT_DEMO=1; fi
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap)"
 docker info >/dev/null 2>&1 || die "cannot reach the Docker engine (docker info failed)"
@@ -191,10 +209,13 @@ build_rust_image() {
     log "$RUST_IMAGE built in $((SECONDS - start))s"
 }
 
-# ------------------------------------------------------------------ autopilot-demo-base
+# ------------------------------------------------------------------ base images
 
-build_demo_base() {
-    local root="$WORK/demo" consul start=$SECONDS
+# build_base TAG PACKAGES: Debian minbase + PACKAGES (comma-separated) + the
+# consul binary this machine uses, imported as TAG.
+build_base() {
+    local tag="$1" packages="$2" root consul start=$SECONDS
+    root="$WORK/$(echo "$tag" | tr ':/' '__')"
     consul="$(command -v consul || true)"
     if [ -z "$consul" ]; then
         log "no consul on this machine: running scripts/install-deps.sh"
@@ -202,14 +223,14 @@ build_demo_base() {
         consul="$(command -v consul || echo /usr/local/bin/consul)"
     fi
     [ -x "$consul" ] || die "no consul binary"
-    log "building $DEMO_BASE ($("$consul" version | head -1))"
-    debootstrap_rootfs "$root" "busybox,jq,nginx,ca-certificates"
+    log "building $tag ($("$consul" version | head -1))"
+    debootstrap_rootfs "$root" "$packages"
     install -m 0755 "$consul" "$root/usr/local/bin/consul"
-    import_rootfs "$root" "$DEMO_BASE" \
+    import_rootfs "$root" "$tag" \
         -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         -c 'CMD ["bash"]'
     rm -rf --one-file-system "$root"
-    log "$DEMO_BASE built in $((SECONDS - start))s"
+    log "$tag built in $((SECONDS - start))s"
 }
 
 # ------------------------------------------------------------------ main
@@ -217,14 +238,26 @@ build_demo_base() {
 WANTED=()
 [ "$WANT_RUST" -eq 1 ] && WANTED+=("$RUST_IMAGE")
 [ "$WANT_DEMO" -eq 1 ] && WANTED+=("$DEMO_BASE")
-if [ "$WANT_RUST" -eq 1 ] && ! have_image "$RUST_IMAGE"; then
-    WORK="$(mktemp -d /var/tmp/autopilot-images.XXXXXX)"
+[ "$WANT_MYSQL" -eq 1 ] && WANTED+=("$MYSQL_BASE")
+[ "$WANT_VOLUME" -eq 1 ] && WANTED+=("$VOLUME_BASE")
+ensure_workdir() {
+    [ -n "$WORK" ] || WORK="$(mktemp -d /var/tmp/autopilot-images.XXXXXX)"
     chmod 755 "$WORK"
+}
+if [ "$WANT_RUST" -eq 1 ] && ! have_image "$RUST_IMAGE"; then
+    ensure_workdir
     build_rust_image
 fi
 if [ "$WANT_DEMO" -eq 1 ] && ! have_image "$DEMO_BASE"; then
-    [ -n "$WORK" ] || WORK="$(mktemp -d /var/tmp/autopilot-images.XXXXXX)"
-    chmod 755 "$WORK"
-    build_demo_base
+    ensure_workdir
+    build_base "$DEMO_BASE" "busybox,jq,nginx,ca-certificates"
+fi
+if [ "$WANT_MYSQL" -eq 1 ] && ! have_image "$MYSQL_BASE"; then
+    ensure_workdir
+    build_base "$MYSQL_BASE" "busybox,ca-certificates,procps,mariadb-server,mariadb-backup,mariadb-client"
+fi
+if [ "$WANT_VOLUME" -eq 1 ] && ! have_image "$VOLUME_BASE"; then
+    ensure_workdir
+    build_base "$VOLUME_BASE" "busybox,ca-certificates,procps,qemu-utils,qemu-system-common,libnbd-bin"
 fi
 log "ok: ${WANTED[*]} (cached by tag; --force rebuilds)"

@@ -25,76 +25,13 @@ COMPOSE=(docker-compose -f "$HELLO/docker-compose.yml" -p "$PROJECT")
 # Empty host ports: Docker picks free ones (see the compose file).
 export HELLO_CONSUL_PORT="" HELLO_FRONTEND_PORT=""
 
-START=$SECONDS
-PASSED=0
-LOGS="$(mktemp -d /tmp/autopilot-docker-test.XXXXXX)"
-
-log() { echo "docker-test: $* ($((SECONDS - START))s)"; }
-ok() { PASSED=$((PASSED + 1)); log "ok: $*"; }
-fail() { echo "docker-test: FAIL: $* ($((SECONDS - START))s)" >&2; exit 1; }
-
-# ------------------------------------------------------------------ preconditions
-
-if [ "$(id -u)" -ne 0 ]; then
-    fail "must run as root (scripts/docker-images.sh uses debootstrap)"
-fi
-if ! docker info >/dev/null 2>&1; then
-    if [ "${CI:-}" = "true" ]; then
-        fail "no Docker engine (docker info failed): CI must run the docker test"
-    fi
-    log "SKIP: no Docker engine (docker info failed)"
-    exit 0
-fi
-if ! command -v docker-compose >/dev/null 2>&1; then
-    log "apt-get install docker-compose"
-    if ! { apt-get -q update >/dev/null && apt-get -q install -y --no-install-recommends docker-compose >/dev/null; }; then
-        fail "docker-compose is missing and could not be installed"
-    fi
-fi
+# shellcheck source=tests/docker/lib.sh
+. tests/docker/lib.sh
+need_docker
 
 # ------------------------------------------------------------------ helpers
 
-# run_logged NAME CMD...: runs CMD with its output in a file, shown on failure.
-run_logged() {
-    local name="$1"
-    shift
-    if ! "$@" >"$LOGS/$name.log" 2>&1; then
-        tail -n 40 "$LOGS/$name.log" >&2
-        fail "$name: $*"
-    fi
-}
-
-# wait_for WHAT SECONDS CMD...: polls CMD until it succeeds; fails at the deadline.
-wait_for() {
-    local what="$1" secs="$2"
-    shift 2
-    local deadline=$((SECONDS + secs))
-    until "$@" >"$LOGS/wait.out" 2>&1; do
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "docker-test: last attempt of '$*' said:" >&2
-            tail -n 20 "$LOGS/wait.out" >&2
-            fail "timed out after ${secs}s waiting for: $what"
-        fi
-        sleep 0.5
-    done
-    ok "$what"
-}
-
-cleanup() {
-    local rc=$?
-    set +e
-    if [ "$rc" -ne 0 ] && [ -n "${CONSUL_CTR:-}" ]; then
-        echo "docker-test: --- last lines of the demo's logs ---" >&2
-        "${COMPOSE[@]}" logs --no-color --tail=60 >&2 2>&1
-    fi
-    "${COMPOSE[@]}" down -v --remove-orphans -t 10 >/dev/null 2>&1
-    # In case compose itself failed half-way.
-    docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" | xargs -r docker rm -f >/dev/null 2>&1
-    docker network rm "${PROJECT}_default" >/dev/null 2>&1
-    rm -rf "$LOGS" target/docker-vendor
-    exit "$rc"
-}
-trap cleanup EXIT
+trap compose_cleanup EXIT
 
 # Consul's HTTP API, from inside the consul container.
 consul_get() { docker exec "$CONSUL_CTR" busybox wget -q -O - "http://127.0.0.1:8500$1"; }
@@ -138,22 +75,7 @@ scale_app() { run_logged "scale-$1" "${COMPOSE[@]}" up -d --no-recreate --scale 
 log "base images (scripts/docker-images.sh)"
 bash scripts/docker-images.sh
 
-# Containers here cannot reach crates.io: give the build its crates (see the
-# Dockerfile), and remove them afterwards so a later hand-made `docker build`
-# never sees stale ones.
-log "cargo vendor -> target/docker-vendor"
-run_logged vendor cargo vendor --locked target/docker-vendor
-
-log "docker build -t autopilot:latest ."
-run_logged build-autopilot docker build --force-rm -t autopilot:latest .
-rm -rf target/docker-vendor
-# The build stage is left behind as an untagged image; keep only the newest
-# (the layer cache of the next build), drop older ones, and earlier autopilot
-# images this build untagged.
-docker images -q --filter dangling=true --filter label=org.autopilot.stage=build \
-    | tail -n +2 | xargs -r docker rmi >/dev/null 2>&1 || true
-docker images -q --filter dangling=true --filter label=org.opencontainers.image.title=autopilot \
-    | xargs -r docker rmi >/dev/null 2>&1 || true
+build_autopilot_image
 
 version="$(docker run --rm autopilot:latest -version)"
 [[ "$version" == autopilot* ]] || fail "autopilot -version in the image printed: $version"
@@ -249,5 +171,4 @@ ok "container exit code is the main job's: 3"
 wait_for "$lid deregistered after its main job ended" 30 not_in_catalog "$lid"
 wait_for "the frontend follows: 0 upstreams" 30 frontend_follows 0
 
-log "all docker checks passed"
-echo "docker-test: $PASSED passed, 0 failed"
+finish
