@@ -13,6 +13,7 @@ mod it_kv;
 mod it_leader;
 mod it_reaping;
 mod it_reload_watches;
+mod it_robust;
 mod it_shutdown;
 mod it_sidecar;
 mod it_telemetry;

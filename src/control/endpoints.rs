@@ -19,8 +19,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Request bodies are small JSON maps; anything bigger is a mistake.
-pub const MAX_BODY: usize = 64 * 1024;
+pub use http::MAX_BODY;
 
 /// A recognized path.
 #[derive(Debug, Clone, PartialEq)]
