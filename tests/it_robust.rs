@@ -146,3 +146,88 @@ fn control_bodies_over_64_kib_are_refused_with_413_on_every_endpoint() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Registers an instance of `name` (no check: passing) on an external node,
+/// in the catalog only: unlike the agent's own services, a restarted dev
+/// agent has forgotten it.
+fn register(consul: &Consul, id: &str, name: &str, port: u16) {
+    let body = json!({
+        "Node": "external", "Address": "127.0.0.1",
+        "Service": {"ID": id, "Service": name, "Port": port},
+    });
+    assert_eq!(
+        consul.http_put("/v1/catalog/register", &body.to_string()),
+        200
+    );
+}
+
+#[test]
+fn watches_see_a_restarted_agent_within_their_interval_not_after_the_blocking_wait() {
+    let mut consul = Consul::start();
+    // Raise the indexes the watches will carry well above what a fresh
+    // agent starts with.
+    for i in 0..30 {
+        register(&consul, "churn", "upstream", 9000 + i);
+        let gone = json!({"Node": "external", "ServiceID": "churn"});
+        assert_eq!(
+            consul.http_put("/v1/catalog/deregister", &gone.to_string()),
+            200
+        );
+        assert_eq!(consul.http_put("/v1/kv/app/flag", &format!("v{i}")), 200);
+    }
+    assert_eq!(consul.http_put("/v1/kv/app/flag", "on"), 200);
+    register(&consul, "upstream-1", "upstream", 5432);
+
+    let dir = TestDir::new();
+    let d = dir.path().to_str().unwrap();
+    let cfg = dir.json_config(&json!({
+        "consul": consul.addr(),
+        "watches": [
+            {"name": "upstream", "interval": "1s"},
+            {"name": "flag", "key": "app/flag", "interval": "1s"},
+        ],
+        "jobs": [
+            {"name": "keeper", "exec": ["sleep", "1000"]},
+            {
+                "name": "on-upstream",
+                "exec": ["sh", "-c", format!("echo \"$CONTAINERPILOT_WATCH_UPSTREAM_COUNT\" >> {d}/upstream")],
+                "when": {"source": "watch.upstream", "each": "changed"},
+            },
+            {
+                "name": "on-flag",
+                "exec": ["sh", "-c", format!("echo \"${{CONTAINERPILOT_WATCH_FLAG_VALUE-none}}\" >> {d}/flag")],
+                "when": {"source": "watch.flag", "each": "changed"},
+            },
+        ],
+    }));
+    let mut ap = start_ready(&cfg);
+    let last = |name: &str| file_lines(&dir.join(name)).last().cloned();
+    wait_until("the watches' first state", DEADLINE, || {
+        (last("upstream")? == "1" && last("flag")? == "on").then_some(())
+    });
+
+    consul.kill();
+    ap.wait_for_output("is unreachable", DEADLINE);
+    // A dev agent forgets everything: the instance and the key are gone, and
+    // its indexes start low again.
+    consul.start_again();
+    let back = Instant::now();
+    // Before the fix the watches carried the old index and the new agent held
+    // them for the whole 60 s wait. Generous deadline; the goal is `interval`.
+    let within = Duration::from_secs(10);
+
+    wait_until("the watches to see the restarted agent", within, || {
+        (last("upstream")? == "0" && last("flag")? == "none").then_some(())
+    });
+    eprintln!(
+        "watches saw the restarted agent {:?} after it answered",
+        back.elapsed()
+    );
+
+    // And they keep following it: a new instance and a new value show up.
+    register(&consul, "upstream-2", "upstream", 5433);
+    assert_eq!(consul.http_put("/v1/kv/app/flag", "again"), 200);
+    wait_until("the watches to follow the new agent", within, || {
+        (last("upstream")? == "1" && last("flag")? == "again").then_some(())
+    });
+}
