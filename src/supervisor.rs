@@ -9,18 +9,21 @@
 //! 3. the job's process group gets SIGTERM;
 //! 4. when the group is empty the job publishes `stopped` (post-stop hooks run);
 //! 5. autopilot exits as soon as every job is stopped; whatever is still
-//!    running when the top-level `stopTimeout` runs out gets SIGKILL.
+//!    running when the top-level `stopTimeout` runs out gets SIGKILL, except
+//!    post-stop hooks that can still run: a job killed there still publishes
+//!    `stopped`, and its post-stop hooks get [`POST_STOP_GRACE`] to run (they
+//!    are cleanup, as in ContainerPilot 3) before they are killed too.
 //!
 //! Signals follow the config's generation ([`SignalMode`]): for a
 //! ContainerPilot 2 config SIGUSR1 toggles maintenance and SIGHUP reloads the
 //! config file (through a [`Reloader`]); for a version 3 config SIGHUP is an
 //! event and SIGUSR1 is forwarded.
 
-use crate::config::model::{Config, JobConfig, SignalMode};
+use crate::config::model::{Config, JobConfig, SignalMode, When};
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
-use crate::jobs::machine::Rules;
+use crate::jobs::machine::{Rules, State};
 use crate::jobs::runner::{Command, Report, Runner, Shared};
 use crate::jobs::status::StatusBoard;
 use crate::process::{self, ExitStatus, Reaper};
@@ -37,6 +40,22 @@ use tokio::time::Instant;
 /// After the shutdown deadline's SIGKILL, how long to wait for the kernel to
 /// deliver the last exits before giving up on them.
 const AFTER_KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// How long post-stop hooks may run past the top-level `stopTimeout`. With
+/// the default `stopTimeout` of 5 s, 5 + 3 + [`AFTER_KILL_GRACE`] still fits
+/// Docker's 10 s stop window.
+pub const POST_STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// How far shutdown is past the top-level `stopTimeout`.
+#[derive(Debug, Clone, Copy)]
+enum Overtime {
+    /// Still within it.
+    No,
+    /// Everything but post-stop hooks was killed; they may run until then.
+    HooksGrace(Instant),
+    /// Everything was killed at that time.
+    Killed(Instant),
+}
 
 /// Signals forwarded to the main job (or to every running job when no job is
 /// marked `main`), so an app behind autopilot still gets them.
@@ -247,15 +266,16 @@ impl Supervisor {
         mut requests: mpsc::Receiver<Request>,
     ) -> i32 {
         let mut shutdown: Option<(ShutdownCause, Instant)> = None;
-        let mut killed_at: Option<Instant> = None;
+        let mut overtime = Overtime::No;
         if self.config.jobs.is_empty() {
             log::info!("no jobs configured");
         }
         loop {
-            let deadline = match (shutdown, killed_at) {
-                (_, Some(at)) => Some(at + AFTER_KILL_GRACE),
-                (Some((_, at)), None) => Some(at + self.config.stop_timeout),
-                _ => None,
+            let deadline = match (shutdown, overtime) {
+                (_, Overtime::Killed(at)) => Some(at + AFTER_KILL_GRACE),
+                (_, Overtime::HooksGrace(until)) => Some(until),
+                (Some((_, at)), Overtime::No) => Some(at + self.config.stop_timeout),
+                (None, Overtime::No) => None,
             };
             tokio::select! {
                 done = self.tasks.join_next(), if !self.tasks.is_empty() => match done {
@@ -322,21 +342,32 @@ impl Supervisor {
                         let _ = reply.send(());
                     }
                 },
-                _ = sleep_until(deadline) => {
-                    if killed_at.is_some() {
+                _ = sleep_until(deadline) => match overtime {
+                    Overtime::Killed(_) => {
                         log::warn!("{} jobs did not report their exit after SIGKILL; exiting anyway", self.tasks.len());
                         break;
                     }
-                    log::warn!("stop timeout of {:?} reached: killing what is left", self.config.stop_timeout);
-                    for tx in self.commands.values() {
-                        let _ = tx.send(Command::ForceKill).await;
+                    Overtime::No => {
+                        log::warn!("stop timeout of {:?} reached: killing what is left", self.config.stop_timeout);
+                        let hooks = self.post_stop_hooks_that_can_run();
+                        if hooks.is_empty() {
+                            self.kill_everything().await;
+                            overtime = Overtime::Killed(Instant::now());
+                        } else {
+                            log::info!(
+                                "post-stop hooks {} may still run for {POST_STOP_GRACE:?}",
+                                hooks.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
+                            );
+                            self.kill_all_but(&hooks).await;
+                            overtime = Overtime::HooksGrace(Instant::now() + POST_STOP_GRACE);
+                        }
                     }
-                    if self.is_pid1 {
-                        // As PID 1 we own the namespace: nothing may outlive us.
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
+                    Overtime::HooksGrace(_) => {
+                        log::warn!("post-stop hooks still running {POST_STOP_GRACE:?} after the stop timeout: killing them");
+                        self.kill_everything().await;
+                        overtime = Overtime::Killed(Instant::now());
                     }
-                    killed_at = Some(Instant::now());
-                }
+                },
             }
             if self.tasks.is_empty() && shutdown.is_some() {
                 break;
@@ -422,6 +453,56 @@ impl Supervisor {
                 Err(e) => log::error!("SIGHUP: reloading failed: {e}"),
             }
         });
+    }
+
+    /// The post-stop hooks (jobs started by another job's `stopped`) that
+    /// may still run: their job has not stopped yet (killing it publishes
+    /// `stopped`), or they are running now.
+    fn post_stop_hooks_that_can_run(&self) -> HashSet<String> {
+        self.config
+            .jobs
+            .iter()
+            .filter(|job| self.commands.contains_key(&job.name))
+            .filter(|job| match &job.when {
+                When::Event { pattern, .. } => {
+                    pattern.code == EventCode::Stopped
+                        && pattern.source != job.name
+                        && (self.commands.contains_key(&pattern.source)
+                            || self
+                                .handle
+                                .board
+                                .get(&job.name)
+                                .is_some_and(|s| s.state == State::Running.as_str()))
+                }
+                _ => false,
+            })
+            .map(|job| job.name.clone())
+            .collect()
+    }
+
+    /// SIGKILL for every job but `spared`. As PID 1, every other process of
+    /// the namespace too (orphans included), unless a spared hook is running:
+    /// it would die with them.
+    async fn kill_all_but(&self, spared: &HashSet<String>) {
+        for (name, tx) in &self.commands {
+            if !spared.contains(name) {
+                let _ = tx.send(Command::ForceKill).await;
+            }
+        }
+        let hook_running = spared.iter().any(|name| {
+            self.handle
+                .board
+                .get(name)
+                .is_some_and(|s| s.state == State::Running.as_str())
+        });
+        if self.is_pid1 && !hook_running {
+            // As PID 1 we own the namespace: nothing may outlive us.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
+        }
+    }
+
+    async fn kill_everything(&self) {
+        self.kill_all_but(&HashSet::new()).await;
     }
 
     fn begin_shutdown(&self, cause: ShutdownCause) -> (ShutdownCause, Instant) {

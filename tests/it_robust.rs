@@ -231,3 +231,69 @@ fn watches_see_a_restarted_agent_within_their_interval_not_after_the_blocking_wa
         (last("upstream")? == "1" && last("flag")? == "again").then_some(())
     });
 }
+
+/// A job that ignores SIGTERM, so only the top-level stopTimeout ends it.
+fn stubborn(log: &std::path::Path) -> serde_json::Value {
+    sh(&format!(
+        "trap '' TERM; echo $$ > {}.pid; echo app-ready >> {}; while :; do sleep 1; done",
+        log.display(),
+        log.display()
+    ))
+}
+
+#[test]
+fn a_post_stop_hook_runs_after_its_job_is_killed_at_the_global_stop_timeout() {
+    let dir = TestDir::new();
+    let log = dir.join("order.log");
+    let l = log.display();
+    let cfg = dir.json_config(&json!({"stopTimeout": "2s", "jobs": [
+        {"name": "app", "exec": stubborn(&log)},
+        {"name": "cleanup", "exec": sh(&format!(
+            "if kill -0 $(cat {l}.pid); then echo cleanup-app-alive >> {l}; \
+             else echo cleanup-app-gone >> {l}; fi"
+        )), "when": {"source": "app", "once": "stopped"}},
+    ]}));
+    let mut ap = start_ready(&cfg);
+    wait_line(&log, "app-ready");
+    let t0 = Instant::now();
+    ap.signal(libc::SIGTERM);
+    let code = ap.wait_exit(Duration::from_secs(60));
+    let secs = t0.elapsed().as_secs_f64();
+    let out = ap.output();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("stop timeout of 2s reached"), "{out}");
+    assert_eq!(
+        file_lines(&log),
+        ["app-ready", "cleanup-app-gone"],
+        "the post-stop hook must run once, after the app is gone:\n{out}"
+    );
+    eprintln!("stopped in {secs:.2}s");
+}
+
+#[test]
+fn a_hanging_post_stop_hook_is_killed_after_its_grace() {
+    let dir = TestDir::new();
+    let log = dir.join("order.log");
+    let l = log.display();
+    let cfg = dir.json_config(&json!({"stopTimeout": "1s", "jobs": [
+        {"name": "app", "exec": stubborn(&log)},
+        {"name": "cleanup", "exec": sh(&format!("echo cleanup-started >> {l}; exec sleep 1000")),
+         "when": {"source": "app", "once": "stopped"}},
+    ]}));
+    let mut ap = start_ready(&cfg);
+    let root = ap.autopilot_host_pid();
+    wait_line(&log, "app-ready");
+    ap.signal(libc::SIGTERM);
+    wait_line(&log, "cleanup-started");
+    let hook = wait_until("the hook's sleep", DEADLINE, || {
+        find_descendants(root, "sleep 1000").first().copied()
+    });
+    let code = ap.wait_exit(Duration::from_secs(60));
+    let out = ap.output();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("post-stop hooks still running 3s after the stop timeout: killing them"),
+        "{out}"
+    );
+    assert!(!pid_alive(hook), "the hook outlived autopilot");
+}
