@@ -297,3 +297,88 @@ fn a_hanging_post_stop_hook_is_killed_after_its_grace() {
     );
     assert!(!pid_alive(hook), "the hook outlived autopilot");
 }
+
+/// A job advertised in `consul` with a one-second passing health check.
+fn advertised(dir: &TestDir, consul: &Consul) -> std::path::PathBuf {
+    dir.json_config(&json!({
+        "consul": consul.addr(),
+        "jobs": [{
+            "name": "web", "exec": ["sleep", "1000"], "port": 8080, "interfaces": ["lo"],
+            "health": {"exec": "true", "interval": 1, "ttl": 10},
+        }],
+    }))
+}
+
+/// Starts autopilot with its own `HOSTNAME`, so service IDs stay apart from
+/// other tests'.
+fn start_host(cfg: &std::path::Path, host: &str) -> Autopilot {
+    let mut ap = Autopilot::start_pid1(cfg, &[], &[("HOSTNAME", host)]);
+    ap.wait_for_output("started as pid 1", LONG);
+    ap
+}
+
+fn service_in_status(ap: &Autopilot) -> Option<String> {
+    let r = http_request_unix(ap.control_socket(), "GET", "/v3/status", None, DEADLINE).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+    v["jobs"].as_array()?.iter().find(|j| j["name"] == "web")?["service"]
+        .as_str()
+        .map(String::from)
+}
+
+#[test]
+fn status_says_not_registered_until_the_agent_has_the_service() {
+    let mut consul = Consul::start();
+    consul.stop();
+    let dir = TestDir::new();
+    let mut ap = start_host(&advertised(&dir, &consul), "never");
+    ap.wait_for_output("is unreachable", DEADLINE);
+    // The check passes every second, but nothing reached Consul.
+    wait_until("a passing health check", DEADLINE, || {
+        let r = http_request_unix(ap.control_socket(), "GET", "/v3/status", None, DEADLINE).ok()?;
+        r.body.contains("\"healthy\"").then_some(())
+    });
+    assert_eq!(service_in_status(&ap).as_deref(), Some("not registered"));
+    consul.start_again();
+    wait_until("the status to follow the agent", DEADLINE, || {
+        (service_in_status(&ap)? == "passing").then_some(())
+    });
+}
+
+#[test]
+fn registered_again_is_logged_once_per_outage() {
+    let mut consul = Consul::start();
+    let dir = TestDir::new();
+    let mut ap = start_host(&advertised(&dir, &consul), "again");
+    wait_until("web passing", DEADLINE, || {
+        (consul.passing_instances("web").len() == 1).then_some(())
+    });
+    consul.kill();
+    ap.wait_for_output("is unreachable", DEADLINE);
+    consul.start_again();
+    ap.wait_for_output("registered again", LONG);
+    holds_for("one `registered again`", Duration::from_secs(3), || {
+        ap.count_output("registered again") == 1
+    });
+}
+
+#[test]
+fn a_deregistration_consul_does_not_confirm_at_shutdown_is_logged() {
+    let consul = Consul::start();
+    let dir = TestDir::new();
+    let mut ap = start_host(&advertised(&dir, &consul), "hung");
+    wait_until("web passing", DEADLINE, || {
+        (consul.passing_instances("web").len() == 1).then_some(())
+    });
+    // A hung agent: connections are accepted by the kernel, never answered.
+    let agent = consul.pid().unwrap();
+    kill(agent, libc::SIGSTOP);
+    ap.signal(libc::SIGTERM);
+    let code = ap.wait_exit(Duration::from_secs(60));
+    kill(agent, libc::SIGCONT);
+    let out = ap.output();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("web: Consul did not confirm the deregistration within 2s"),
+        "{out}"
+    );
+}
