@@ -134,6 +134,23 @@ fn control_bodies_over_64_kib_are_refused_with_413_on_every_endpoint() {
         assert_eq!(r.status, 413, "{path}: {}", r.body);
         assert!(r.body.contains("65536 bytes"), "{path}: {}", r.body);
     }
+    // The same without a declared length: 80 KiB in 16 KiB chunks.
+    for path in ["/v3/reload", "/v3/maintenance/enable"] {
+        let mut s = UnixStream::connect(ap.control_socket()).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        for _ in 0..5 {
+            write!(s, "4000\r\n{}\r\n", "z".repeat(0x4000)).unwrap();
+        }
+        s.write_all(b"0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+    }
     // Nothing was reloaded, nothing entered maintenance.
     let out = ap.output();
     assert!(!out.contains("reload: re-reading"), "{out}");

@@ -118,10 +118,18 @@ impl State {
                 let config = self.config.lock().unwrap().clone();
                 http::json(StatusCode::OK, &status::collect(&self.handle, &config))
             }
-            Route::Maintenance(on) => self.maintenance(*on).await,
-            Route::Reload => match reload::reload(self).await {
-                Ok(summary) => http::json(StatusCode::OK, &summary),
-                Err(e) => http::error(e.status(), e.to_string()),
+            // These take no body, but a chunked one over the limit is still
+            // refused (the server refuses one with a declared length).
+            Route::Maintenance(on) => match body(request).await {
+                Ok(_) => self.maintenance(*on).await,
+                Err(r) => r.into_response(),
+            },
+            Route::Reload => match body(request).await {
+                Ok(_) => match reload::reload(self).await {
+                    Ok(summary) => http::json(StatusCode::OK, &summary),
+                    Err(e) => http::error(e.status(), e.to_string()),
+                },
+                Err(r) => r.into_response(),
             },
             Route::Environ => match body(request).await {
                 Ok(b) => self.put_environ(&b),
