@@ -348,4 +348,6 @@ fn read(path: &Path, file: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod corpus_tests;
 #[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
 mod tests;

@@ -180,9 +180,8 @@ pub fn exec_string_advice(text: &str) -> Option<(String, String)> {
     };
     let message = format!(
         "this command is one string, which autopilot splits on spaces and runs without a \
-         shell, as ContainerPilot did: {} reach{} the program as literal characters; it runs {}",
+         shell, as ContainerPilot did, so the program gets {} as literal characters: it runs {}",
         reading.syntax.join(", "),
-        if reading.syntax.len() == 1 { "es" } else { "" },
         array(&runs)
     );
     let hint = if meant.first().map(String::as_str) == Some("sh") && !shell_c {

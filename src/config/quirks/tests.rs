@@ -126,7 +126,7 @@ fn plain_command_strings_get_no_warning() {
 fn quoted_words_are_shown_as_the_array_that_was_meant() {
     let (message, hint) = advice("/bin/app --name \"my app\" -x");
     assert!(
-        message.contains("the quotes reaches the program"),
+        message.contains("the program gets the quotes as literal characters"),
         "{message}"
     );
     assert!(
