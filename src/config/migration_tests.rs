@@ -26,7 +26,7 @@ const KNOWN_DIFFERENCES: [(&str, &str); 1] = [(
     "v3/kieranajp__colossal__etc_containerpilot.json5",
     "ContainerPilot cut environment values at their first `=`; autopilot keeps \
      `CONSUL_ENCRYPT` whole, so the `==` the file appends to make up for the cut is one \
-     too many (docs/migrating.md, \"Environment values with `=`\")",
+     too many (docs/migrating.md, the row \"Environment values with `=` in templates\")",
 )];
 
 /// `ENV.tsv`: for each `v2/FILE` or `v3/FILE`, the variables that were set.

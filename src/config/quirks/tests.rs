@@ -266,3 +266,73 @@ fn each_healthy_from_a_watch_or_a_job_is_reported() {
     );
     assert!(job.to_string().contains("--> /etc/cp.json5:6:"), "{job}");
 }
+
+// --- no input panics (these run inside PID 1) ---
+
+#[test]
+fn odd_inputs_never_panic() {
+    let pieces = [
+        "",
+        "{{",
+        "}}",
+        "{{ .K",
+        ".K }}",
+        "{{.K}}{{",
+        "{{}}",
+        "{{{ .K }}}",
+        "'",
+        "\"",
+        "\\",
+        "\\\"",
+        "a\\",
+        "|",
+        "&&&",
+        ">>",
+        ">&",
+        "$",
+        "`",
+        "µ",
+        "\u{2028}",
+        "\t",
+        "  ",
+        "sh -c",
+        "{{ if .K }}",
+        "{{ end }}",
+        "=",
+    ];
+    let vars = env(&[("K", "a=b"), ("µ", "=")]);
+    for a in pieces {
+        for b in pieces {
+            for c in pieces {
+                let text = format!("{a}{b}{c}");
+                let _ = env_value_warnings(&text, "f", &vars);
+                let _ = exec_string_advice(&text);
+            }
+        }
+    }
+}
+
+#[test]
+fn event_warnings_read_the_parsed_tree() {
+    let text = "{jobs: [{name: \"a\", when: {source: \"watch.x\", each: \"unhealthy\"}}]}";
+    let root = crate::config::source::parse(text, "f").unwrap();
+    let mut rep = Reporter::new(text, "f");
+    event_warnings(&root, &mut rep);
+    let found = rep.into_diagnostics();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].path, "jobs[0].when.each");
+    assert_eq!(found[0].column, text.find("\"unhealthy\"").unwrap() + 1);
+    assert!(found[0].message.contains("turns unhealthy"), "{}", found[0]);
+    // Not a job list, or no `each`: nothing, and no panic.
+    for quiet in [
+        "{jobs: 3}",
+        "{jobs: [1, {when: 2}]}",
+        "[]",
+        "{jobs: [{when: {each: 5}}]}",
+    ] {
+        let root = crate::config::source::parse(quiet, "f").unwrap();
+        let mut rep = Reporter::new(quiet, "f");
+        event_warnings(&root, &mut rep);
+        assert!(rep.into_diagnostics().is_empty(), "{quiet}");
+    }
+}
