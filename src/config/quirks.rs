@@ -249,12 +249,21 @@ fn read_like_a_shell(text: &str) -> ShellReading {
                 quote = Quote::Double;
                 word.get_or_insert_with(String::new);
             }
+            // A backslash alone is no reason to warn: `--sep=\t` passes the
+            // two characters as meant. Next to quotes, read it as a shell would.
             (Quote::None, '\\') => {
-                note(&mut reading, "the backslashes", false);
                 let w = word.get_or_insert_with(String::new);
                 if let Some(next) = chars.next() {
                     w.push(next);
                 }
+            }
+            // Inside a word (`?a=1&b=2`, `a;b`) these are no shell syntax to
+            // anyone writing a command as a string; at a word's edge they are.
+            (Quote::None, '&' | ';')
+                if word.is_some()
+                    && chars.peek().is_some_and(|n| !n.is_whitespace() && *n != c) =>
+            {
+                word.get_or_insert_with(String::new).push(c);
             }
             (Quote::None, '|' | '&' | ';' | '<' | '>') => {
                 let mut op = c.to_string();
@@ -274,6 +283,15 @@ fn read_like_a_shell(text: &str) -> ShellReading {
                     reading.words.push(w);
                 }
                 reading.words.push(op);
+            }
+            // `$NAME`, `${...}`, `$(...)` and backquotes expand; a `$` before
+            // anything else (`pa$$`, `$5`) means little to a shell either.
+            (Quote::None | Quote::Double, '$')
+                if !chars
+                    .peek()
+                    .is_some_and(|n| n.is_alphabetic() || matches!(n, '_' | '{' | '(')) =>
+            {
+                word.get_or_insert_with(String::new).push(c);
             }
             (Quote::None | Quote::Double, '$' | '`') => {
                 note(&mut reading, "`$` or a backquote", true);

@@ -117,6 +117,9 @@ fn plain_command_strings_get_no_warning() {
         "/usr/local/bin/app --port=8080 -v",
         "consul agent -config-dir=/etc/consul",
         "curl -fs http://localhost:8080/health?x=1",
+        "/bin/app --separator=\\t --pattern=a\\d",
+        "curl -fs http://localhost/health?a=1&b=2",
+        "/bin/app --list=a;b --price=$5 --pid=$$",
     ] {
         assert_eq!(exec_string_advice(text), None, "{text}");
     }
@@ -166,6 +169,9 @@ fn shell_syntax_is_given_to_a_shell() {
         ("/bin/app --home \"${HOME}/x\"", "`$` or a backquote"),
         ("/bin/app `hostname`", "`$` or a backquote"),
         ("/bin/app &", "`&`"),
+        ("/bin/a& /bin/b", "`&`"),
+        ("/bin/a;/bin/b; /bin/c", "`;`"),
+        ("/bin/app $(hostname)", "`$` or a backquote"),
     ] {
         let (message, hint) = advice(text);
         assert!(message.contains(what), "{text}: {message}");
