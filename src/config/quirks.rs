@@ -169,14 +169,16 @@ pub fn exec_string_advice(text: &str) -> Option<(String, String)> {
         return None;
     }
     let runs: Vec<&str> = text.split_whitespace().collect();
-    let shell_c = reading.words.len() >= 3
+    // `sh -c 'script'`: the three words are what was meant, `$` and all.
+    let shell_c = reading.words.len() == 3
         && is_shell(&reading.words[0])
         && reading.words[1] == "-c"
         && reading.balanced;
-    let meant: Vec<String> = if shell_c || (!reading.needs_shell && reading.balanced) {
-        reading.words.clone()
-    } else {
+    let through_shell = !shell_c && (reading.needs_shell || !reading.balanced);
+    let meant: Vec<String> = if through_shell {
         vec!["sh".into(), "-c".into(), text.trim().to_string()]
+    } else {
+        reading.words.clone()
     };
     let message = format!(
         "this command is one string, which autopilot splits on spaces and runs without a \
@@ -184,7 +186,7 @@ pub fn exec_string_advice(text: &str) -> Option<(String, String)> {
         reading.syntax.join(", "),
         array(&runs)
     );
-    let hint = if meant.first().map(String::as_str) == Some("sh") && !shell_c {
+    let hint = if through_shell {
         format!(
             "to have a shell read it, run it through one: `{}`",
             array(&meant)

@@ -157,6 +157,21 @@ fn sh_dash_c_with_a_quoted_script_becomes_its_three_words() {
 }
 
 #[test]
+fn sh_dash_c_followed_by_more_shell_syntax_is_given_to_a_shell_whole() {
+    let (_, hint) = advice("sh -c 'cat /tmp/x' | grep y");
+    assert!(
+        hint.ends_with(r#"`["sh", "-c", "sh -c 'cat /tmp/x' | grep y"]`"#),
+        "{hint}"
+    );
+    // A shell as the program, but no `-c`: just words.
+    let (_, hint) = advice("sh /bin/script 'an arg'");
+    assert_eq!(
+        hint,
+        r#"write it as an array, one element per word: `["sh", "/bin/script", "an arg"]`"#
+    );
+}
+
+#[test]
 fn shell_syntax_is_given_to_a_shell() {
     for (text, what) in [
         ("pgrep nginx | wc -l", "`|`"),
