@@ -41,6 +41,10 @@ use tokio::time::Instant;
 /// deliver the last exits before giving up on them.
 const AFTER_KILL_GRACE: Duration = Duration::from_secs(1);
 
+/// When to drop start-up code from memory ([`process::memory`]): once, this
+/// long after start, when the jobs have started.
+const RELEASE_STARTUP_CODE_AFTER: Duration = Duration::from_secs(1);
+
 /// How long post-stop hooks may run past the top-level `stopTimeout`. With
 /// the default `stopTimeout` of 5 s, 5 + 3 + [`AFTER_KILL_GRACE`] still fits
 /// Docker's 10 s stop window.
@@ -230,6 +234,15 @@ pub async fn run_with(
         );
     }
     sup.shared.bus.publish(Event::global(EventCode::Startup));
+    if std::env::var_os("AUTOPILOT_KEEP_STARTUP_CODE").is_none() {
+        // Once, when the jobs have started: the code run only at start-up
+        // (config, templates, spawning) need not stay resident.
+        tokio::spawn(async {
+            tokio::time::sleep(RELEASE_STARTUP_CODE_AFTER).await;
+            let released = process::memory::release_startup_code();
+            log::debug!("released {released} KiB of start-up code pages");
+        });
+    }
     sup.run_loop(&mut signals, requests).await
 }
 
