@@ -352,3 +352,32 @@ fn too_large(limit: usize) -> Refusal {
 
 /// How much of an oversized body is read and discarded before answering 413.
 const DRAIN_LIMIT: usize = 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_is_made_by_closing_the_longest_idle_connection_never_a_busy_one() {
+        let mut open = OpenConnections::default();
+        let (first, first_close) = open.add();
+        let (second, second_close) = open.add();
+        let (third, _) = open.add();
+        open.set_busy(first, true);
+        assert!(!open.evict_idlest(3), "under the cap nothing is closed");
+        assert!(open.evict_idlest(2));
+        // The oldest is busy answering: the next oldest idle one goes.
+        assert!(open.by_id.contains_key(&first) && !open.by_id.contains_key(&second));
+        assert!(open.evict_idlest(1));
+        assert!(!open.by_id.contains_key(&third));
+        // Only busy connections left: none is closed.
+        assert!(!open.evict_idlest(0));
+        // The closed connections' tasks are told (the wakeup is kept).
+        let waker = std::task::Waker::noop().clone();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut notified = std::pin::pin!(second_close.notified());
+        assert!(notified.as_mut().poll(&mut cx).is_ready());
+        let mut not_closed = std::pin::pin!(first_close.notified());
+        assert!(not_closed.as_mut().poll(&mut cx).is_pending());
+    }
+}
