@@ -79,10 +79,11 @@ fi
 # ---------------------------------------------------------------- Python packages
 # tests/k8s/validate.py checks examples/kubernetes offline: PyYAML reads the
 # manifests, kubernetes-validate checks them against the Kubernetes OpenAPI
-# schemas it bundles (no cluster, no network). Installed for the `python3` on
+# schemas it bundles (no cluster, no network); jsonschema checks the corpus against
+# autopilot.schema.json (src/config/corpus_tests.rs). Installed for the `python3` on
 # PATH, the one the tests run, and only when an import fails.
-PY_PACKAGES=(PyYAML kubernetes-validate)
-PY_MODULES=(yaml kubernetes_validate)
+PY_PACKAGES=(PyYAML kubernetes-validate jsonschema)
+PY_MODULES=(yaml kubernetes_validate jsonschema)
 if ! command -v python3 >/dev/null 2>&1; then
     need_root python3
     apt_update_once

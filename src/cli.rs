@@ -213,7 +213,9 @@ pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<
         }
         let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
             match subcommand.as_deref() {
-                None if SUBCOMMANDS.contains(&arg.as_str()) => subcommand = Some(arg.clone()),
+                None if SUBCOMMANDS.contains(&arg.as_str()) || spec::command(arg).is_some() => {
+                    subcommand = Some(arg.clone())
+                }
                 None if !is_program(arg) => return Err(unknown_command(arg)),
                 Some("putenv") => control.putenv.push(arg.clone()),
                 Some("putmetric") => control.putmetric.push(arg.clone()),
@@ -298,7 +300,7 @@ pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<
                     "`autopilot help` takes one command name, got also {extra:?}"
                 )));
             }
-            (Some("help"), []) => None,
+            (Some("help"), []) if !help => None,
             (Some(sub), _) => spec::command(sub),
             (None, _) => None,
         };
@@ -380,6 +382,12 @@ pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<
         )));
     }
     let action = match subcommand.as_deref() {
+        // In the command table (so it has help) but not handled above.
+        Some(sub) if !SUBCOMMANDS.contains(&sub) => {
+            return Err(UsageError(format!(
+                "`autopilot {sub}` is not available in this build"
+            )));
+        }
         _ if version => Action::Version,
         Some("version") => Action::Version,
         _ if request.is_some() => Action::Control(request.expect("checked")),

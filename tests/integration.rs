@@ -4,6 +4,7 @@
 mod common;
 
 mod it_cli;
+mod it_cli_help;
 mod it_consul;
 mod it_control;
 mod it_core;

@@ -48,7 +48,7 @@ fn object(keys: &[&str], types: Vec<(&str, Value)>, strict: bool) -> Value {
         let schema = types
             .iter()
             .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| or_null(v.clone()))
             .unwrap_or_else(|| json!({}));
         properties.insert((*key).to_string(), schema);
     }
@@ -56,6 +56,44 @@ fn object(keys: &[&str], types: Vec<(&str, Value)>, strict: bool) -> Value {
         debug_assert!(keys.contains(key), "schema types unknown key {key}");
     }
     json!({"type": "object", "properties": properties, "additionalProperties": !strict})
+}
+
+/// The decoder reads `null` as "not set", as ContainerPilot did.
+fn or_null(mut schema: Value) -> Value {
+    if let Some(types) = schema.get_mut("type") {
+        let mut list = match types.take() {
+            Value::Array(list) => list,
+            one => vec![one],
+        };
+        list.push(json!("null"));
+        *types = Value::Array(list);
+    } else if let Some(Value::Array(any)) = schema.get_mut("anyOf") {
+        any.push(json!({"type": "null"}));
+    }
+    schema
+}
+
+/// A parsed config document as plain JSON, to check it against the schema.
+pub fn json_of(value: &crate::config::source::Spanned<crate::config::source::Value>) -> Value {
+    use crate::config::source::Value as V;
+    match &value.value {
+        V::Null => Value::Null,
+        V::Bool(b) => Value::Bool(*b),
+        V::Number(n) => serde_json::Number::from_f64(n.value)
+            .map(|f| match n.as_i64() {
+                Some(i) => Value::from(i),
+                None => Value::Number(f),
+            })
+            .unwrap_or(Value::Null),
+        V::String(s) => Value::String(s.clone()),
+        V::Array(items) => Value::Array(items.iter().map(json_of).collect()),
+        V::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.value.clone(), json_of(v)))
+                .collect(),
+        ),
+    }
 }
 
 fn strict(keys: &[&str], types: Vec<(&str, Value)>) -> Value {
