@@ -17,4 +17,5 @@ mod it_reload_watches;
 mod it_shutdown;
 mod it_sidecar;
 mod it_telemetry;
+mod it_tini;
 mod it_v2;
