@@ -9,6 +9,7 @@
 //! completions and the man page are rendered from that table.
 
 pub mod completions;
+pub mod explain;
 pub mod help;
 pub mod man;
 pub mod schema;

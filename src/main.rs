@@ -95,11 +95,84 @@ fn load_from(cli: &cli::Cli) -> Result<(config::Source, config::Loaded), ExitCod
         eprintln!("autopilot: {e}");
         ExitCode::from(EXIT_USAGE)
     })?;
-    let loaded = config::load_source(&source, &env_map(), &load_options(cli)).map_err(|e| {
+    let env = env_map();
+    let loaded = config::load_source(&source, &env, &load_options(cli)).map_err(|e| {
         eprintln!("{e}");
+        // A template error is in the template itself: no variable rendered.
+        let rendered = e.errors().filter(|d| !d.message.starts_with("template:"));
+        print_empty_variables(rendered, &template_text(&source), &env);
         ExitCode::from(EXIT_USAGE)
     })?;
     Ok((source, loaded))
+}
+
+/// The notes on template variables that rendered empty on the lines of
+/// `diagnostics`, each once.
+fn print_empty_variables<'a>(
+    diagnostics: impl Iterator<Item = &'a config::error::Diagnostic>,
+    template: &str,
+    env: &HashMap<String, String>,
+) {
+    let mut notes: Vec<String> = Vec::new();
+    for d in diagnostics {
+        for note in cli::explain::empty_variables(template, &d.file, d.line, env) {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    notes.iter().for_each(|n| eprintln!("{n}"));
+}
+
+/// The config before rendering, to point at the template behind an error.
+fn template_text(source: &config::Source) -> String {
+    match source {
+        config::Source::File(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        config::Source::Inline(text) => text.clone(),
+    }
+}
+
+/// Checks the `consul` settings as discovery will use them. A bad one is
+/// reported at the `consul` key of the config, with a note when a template
+/// variable on that line rendered empty; returns whether it is usable, and
+/// how many warnings it printed.
+fn check_consul(loaded: &config::Loaded, template: &str) -> (bool, usize) {
+    let Some(consul) = &loaded.config.consul else {
+        return (true, 0);
+    };
+    let file = loaded.path.display().to_string();
+    match autopilot::discovery::validate(consul) {
+        Ok(warnings) => {
+            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            (true, warnings.len())
+        }
+        Err(e) => {
+            let located = config::source::parse(&loaded.rendered, &file)
+                .ok()
+                .and_then(|root| root.value.get("consul").map(|v| v.span()))
+                .map(|span| {
+                    config::error::Diagnostic::at(
+                        config::error::Severity::Error,
+                        &loaded.rendered,
+                        &file,
+                        span,
+                        "",
+                        e.to_string(),
+                        None,
+                    )
+                });
+            match located {
+                Some(d) => {
+                    eprintln!("{d}");
+                    for note in cli::explain::empty_variables(template, &file, d.line, &env_map()) {
+                        eprintln!("{note}");
+                    }
+                }
+                None => eprintln!("error: {e}"),
+            }
+            (false, 0)
+        }
+    }
 }
 
 fn template(cli: &cli::Cli, out: Option<PathBuf>) -> ExitCode {
@@ -140,17 +213,13 @@ fn check(cli: &cli::Cli, strict: bool) -> ExitCode {
     for warning in &loaded.warnings {
         eprintln!("{warning}");
     }
-    if let Some(consul) = &loaded.config.consul {
-        match autopilot::discovery::validate(consul) {
-            Ok(found) => {
-                warnings += found.len();
-                found.iter().for_each(|w| eprintln!("warning: {w}"));
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        }
+    let template = config_source(cli)
+        .map(|s| template_text(&s))
+        .unwrap_or_default();
+    print_empty_variables(loaded.warnings.iter(), &template, &env_map());
+    match check_consul(&loaded, &template) {
+        (true, found) => warnings += found,
+        (false, _) => return ExitCode::from(EXIT_USAGE),
     }
     let plan = autopilot::plan::plan(&loaded.config);
     for line in &plan.lines {
@@ -272,6 +341,17 @@ fn run(cli: &cli::Cli) -> ExitCode {
         },
     };
     let tini = source.is_none();
+    // A bad `consul` stops autopilot before anything starts, explained as
+    // `check` explains it (discovery itself would only say what is wrong).
+    let bad_consul = loaded
+        .config
+        .consul
+        .as_ref()
+        .is_some_and(|c| autopilot::discovery::validate(c).is_err());
+    if let Some(source) = source.as_ref().filter(|_| bad_consul) {
+        check_consul(&loaded, &template_text(source));
+        return ExitCode::from(EXIT_USAGE);
+    }
     if let Err(e) = autopilot::logging::configure(&loaded.config.logging) {
         eprintln!("autopilot: cannot open the log output: {e}");
         return ExitCode::from(EXIT_USAGE);

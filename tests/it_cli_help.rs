@@ -301,3 +301,51 @@ fn the_readme_demo_runs_as_an_ordinary_user() {
         ap.output()
     );
 }
+
+#[test]
+fn an_empty_template_variable_is_named_with_its_line() {
+    let dir = TestDir::new();
+    let cfg = dir.write(
+        "consul.json5",
+        "{\n  consul: \"{{ .CONSUL_HOST }}:8500\",\n  jobs: [{name: \"a\", exec: \"true\"}],\n}\n",
+    );
+    let c = cfg.to_str().unwrap();
+    for args in [&["check", "-config", c][..], &["-config", c]] {
+        let (code, _, stderr) = run_autopilot(args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: consul: consul.address: \":8500\" has no host; write \"consul:8500\", \
+                 \"10.0.0.2:8500\" or \"https://consul:8501\"\n --> {c}:2:11\n"
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "note: {c}:2 reads `CONSUL_HOST`, which is not set, so it rendered as \"\": \
+                 consul: \"{{{{ .CONSUL_HOST }}}}:8500\","
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+    let (code, _, stderr) = run_autopilot(&["check", "-config", c], &[("CONSUL_HOST", "consul")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("note:"), "{stderr}");
+}
+
+#[test]
+fn a_misspelled_template_function_gets_a_suggestion() {
+    let dir = TestDir::new();
+    let cfg = dir.write(
+        "typo.json5",
+        "{jobs: [{name: \"a\", exec: '{{ .APP | defualt \"true\" }}'}]}\n",
+    );
+    let (code, _, stderr) = run_autopilot(&["check", "-config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: template: function \"defualt\" not defined (did you mean `default`?)"
+        ),
+        "{stderr}"
+    );
+}
