@@ -21,8 +21,9 @@ export DEBIAN_FRONTEND=noninteractive
 # What we unpack must be found by the checks below (and by the tests).
 case ":$PATH:" in *":$DEPS_BIN:"*) ;; *) export PATH="$DEPS_BIN:$PATH" ;; esac
 
-# Debian packages the tests use (checked with dpkg-query, installed if missing).
-APT_PACKAGES=(util-linux tini dumb-init iproute2 procps curl debootstrap)
+# Debian packages the tests use (checked with dpkg-query, installed if missing);
+# groff renders the man page, zsh and fish check the completion scripts.
+APT_PACKAGES=(util-linux tini dumb-init iproute2 procps curl debootstrap groff-base zsh fish)
 
 log() { echo "install-deps: $*"; }
 die() { echo "install-deps: ERROR: $*" >&2; exit 1; }

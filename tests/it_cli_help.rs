@@ -349,3 +349,53 @@ fn a_misspelled_template_function_gets_a_suggestion() {
         "{stderr}"
     );
 }
+
+/// The path of a committed completion script.
+fn script_path(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(file)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn fish_completes_commands_flags_and_words() {
+    let complete = |line: &str| {
+        let script = format!(
+            "source {}; complete -C '{line}'",
+            script_path("completions/autopilot.fish")
+        );
+        let (code, out) = run_cmd("fish", ["-c", script.as_str()]);
+        assert_eq!(code, 0, "{out}");
+        out.lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(complete("autopilot sta"), vec!["status"]);
+    assert_eq!(complete("autopilot check -st"), vec!["-strict"]);
+    assert_eq!(
+        complete("autopilot maintenance "),
+        vec!["disable", "enable"]
+    );
+    assert_eq!(complete("autopilot help sig"), vec!["signal"]);
+}
+
+#[test]
+fn zsh_offers_each_commands_flags() {
+    let file = script_path("completions/_autopilot");
+    let (code, out) = run_cmd("zsh", ["-n", file.as_str()]);
+    assert_eq!((code, out.as_str()), (0, ""), "zsh syntax");
+    // zsh's completion system needs a terminal; instead, stand-ins for its
+    // helpers print what the script hands them for `autopilot check <TAB>`.
+    let script = format!(
+        "_describe() {{ print -r -- \"describe: $*\" }}; \
+         _arguments() {{ print -rl -- \"$@\" }}; \
+         words=(autopilot check ''); CURRENT=3; source {file}"
+    );
+    let (code, out) = run_cmd("zsh", ["-c", script.as_str()]);
+    assert_eq!(code, 0, "{out}");
+    let specs: Vec<&str> = out.lines().collect();
+    assert!(specs.iter().any(|s| s.starts_with("-strict[")), "{out}");
+    assert!(specs.iter().any(|s| s.starts_with("-config[")), "{out}");
+    assert!(!specs.iter().any(|s| s.starts_with("-json[")), "{out}");
+}

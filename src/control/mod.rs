@@ -233,6 +233,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_per_user_socket_prefers_xdg_runtime_dir() {
+        let xdg = tempfile::tempdir().unwrap();
+        let env = HashMap::from([(
+            "XDG_RUNTIME_DIR".to_string(),
+            xdg.path().display().to_string(),
+        )]);
+        assert_eq!(per_user_socket(&env), xdg.path().join("autopilot.socket"));
+        let env = HashMap::from([("TMPDIR".to_string(), "/scratch".to_string())]);
+        assert_eq!(
+            per_user_socket(&env),
+            Path::new(&format!("/scratch/autopilot-{}/autopilot.socket", uid()))
+        );
+        // XDG_RUNTIME_DIR that cannot be written is passed over.
+        let env = HashMap::from([(
+            "XDG_RUNTIME_DIR".to_string(),
+            "/nonexistent/run".to_string(),
+        )]);
+        assert!(per_user_socket(&env).starts_with(format!("/tmp/autopilot-{}", uid())));
+    }
+
+    #[test]
     fn socket_path_precedence() {
         let config = ControlConfig {
             socket: "/cfg.sock".into(),
