@@ -138,8 +138,8 @@ const SUBCOMMANDS_WITH_ARGS: [&str; 6] = [
     "help",
 ];
 /// Subcommands that take no words at all (an app command line makes no sense).
-const SUBCOMMANDS_WITHOUT_ARGS: [&str; 8] = [
-    "status", "reload", "ping", "man", "schema", "version", "template", "run",
+const SUBCOMMANDS_WITHOUT_ARGS: [&str; 7] = [
+    "status", "reload", "ping", "man", "schema", "version", "template",
 ];
 
 /// Control requests as written, before validation.
@@ -225,13 +225,8 @@ pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<
                 Some("help" | "completions") => words.push(arg.clone()),
                 sub if is_coordination(sub) => coordination.push(arg.clone()),
                 Some(sub) if SUBCOMMANDS_WITHOUT_ARGS.contains(&sub) => {
-                    let hint = if sub == "run" {
-                        "; the app comes after `--`: `autopilot run -- APP ARGS`".to_string()
-                    } else {
-                        String::new()
-                    };
                     return Err(UsageError(format!(
-                        "`autopilot {sub}` takes no argument, got {arg:?}{hint}"
+                        "`autopilot {sub}` takes no argument, got {arg:?}"
                     )));
                 }
                 _ => {
@@ -564,6 +559,11 @@ mod tests {
         assert_eq!(
             (c.action, c.rest),
             (Action::Run, vec!["/bin/app".into(), "-x".into()])
+        );
+        let c = p(&["run", "-config", "v2.json", "app", "-x"]).unwrap();
+        assert_eq!(
+            (c.action, c.rest),
+            (Action::Run, vec!["app".into(), "-x".into()])
         );
         // After `--` anything goes: the word is the command to run.
         assert_eq!(p(&["--", "stauts"]).unwrap().rest, vec!["stauts"]);

@@ -132,44 +132,38 @@ fn template_text(source: &config::Source) -> String {
     }
 }
 
-/// Checks the `consul` settings as discovery will use them. A bad one is
-/// reported at the `consul` key of the config, with a note when a template
-/// variable on that line rendered empty; returns whether it is usable, and
-/// how many warnings it printed.
+/// Checks the `consul` settings as discovery will use them. Problems are
+/// reported at the `consul` key of the config, as config errors are, with a
+/// note when a template variable on that line rendered empty. Returns
+/// whether the settings are usable, and how many warnings it printed.
 fn check_consul(loaded: &config::Loaded, template: &str) -> (bool, usize) {
+    use config::error::{Diagnostic, Severity};
     let Some(consul) = &loaded.config.consul else {
         return (true, 0);
     };
     let file = loaded.path.display().to_string();
+    let span = config::source::parse(&loaded.rendered, &file)
+        .ok()
+        .and_then(|root| root.value.get("consul").map(|v| v.span()));
+    let report = |severity: Severity, message: String| match span {
+        Some(span) => {
+            let d = Diagnostic::at(severity, &loaded.rendered, &file, span, "", message, None);
+            eprintln!("{d}");
+            for note in cli::explain::empty_variables(template, &file, d.line, &env_map()) {
+                eprintln!("{note}");
+            }
+        }
+        None => eprintln!("{severity}: {message}"),
+    };
     match autopilot::discovery::validate(consul) {
         Ok(warnings) => {
-            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            for w in &warnings {
+                report(Severity::Warning, w.to_string());
+            }
             (true, warnings.len())
         }
         Err(e) => {
-            let located = config::source::parse(&loaded.rendered, &file)
-                .ok()
-                .and_then(|root| root.value.get("consul").map(|v| v.span()))
-                .map(|span| {
-                    config::error::Diagnostic::at(
-                        config::error::Severity::Error,
-                        &loaded.rendered,
-                        &file,
-                        span,
-                        "",
-                        e.to_string(),
-                        None,
-                    )
-                });
-            match located {
-                Some(d) => {
-                    eprintln!("{d}");
-                    for note in cli::explain::empty_variables(template, &file, d.line, &env_map()) {
-                        eprintln!("{note}");
-                    }
-                }
-                None => eprintln!("error: {e}"),
-            }
+            report(Severity::Error, e.to_string());
             (false, 0)
         }
     }
