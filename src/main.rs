@@ -353,9 +353,11 @@ fn run(cli: &cli::Cli) -> ExitCode {
     for warning in &loaded.warnings {
         log::warn!("{warning}");
     }
-    // `docker run -it`: the main job gets the terminal, as a shell's job would.
+    // `docker run -it`: the main job gets the terminal, as a shell's job
+    // would. Not in a developer's terminal (not PID 1), where Ctrl-C is meant
+    // for autopilot, to run the config's shutdown.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
-    autopilot::process::give_stdin_to_main(tini || terminal);
+    autopilot::process::give_stdin_to_main(tini || (terminal && std::process::id() == 1));
     // The running config: the file's plus the telemetry service job.
     let config = match autopilot::telemetry::prepare(loaded.config) {
         Ok(c) => c,

@@ -93,12 +93,12 @@ fn orphans_are_reaped() {
     assert_eq!(ap.wait_exit(LONG), 0, "{}", ap.output());
 }
 
-/// Runs `sh -i` under `autopilot --` as PID 1 on a pseudo-terminal (`script`),
-/// types `input`, and returns the exit code and everything the terminal showed.
-fn interactive_shell(input: &str) -> (i32, String) {
+/// Runs `autopilot ARGS` as PID 1 on a pseudo-terminal (`script`), types
+/// `input`, and returns the exit code and everything the terminal showed.
+fn on_a_terminal(args: &str, input: &str) -> (i32, String) {
     require_root("unshare --pid needs root");
     let inner = format!(
-        "unshare --pid --fork --mount-proc --kill-child {} -- sh -i",
+        "unshare --pid --fork --mount-proc --kill-child {} {args}",
         autopilot_bin().display()
     );
     let dir = TestDir::new();
@@ -150,25 +150,44 @@ fn numbers_after(out: &str, key: &str) -> Vec<i64> {
         .unwrap_or_else(|| panic!("no {key} line with numbers in:\n{out}"))
 }
 
-#[test]
-fn an_interactive_shell_owns_the_terminal_with_job_control() {
-    // $5 is the process group, $8 the terminal's foreground group (proc(5)).
-    let input = "set -- $(cat /proc/$$/stat); echo \"FG=$5:$8\"\n\
-                 sleep 30 &\n\
-                 set -- $(cat /proc/$!/stat); echo \"BG=$5\"\n\
-                 kill %1\n\
-                 exit 7\n";
-    let (code, out) = interactive_shell(input);
+/// What the tests type: the shell's and its terminal's foreground process
+/// group ($5 and $8 of proc(5)), a background job's group, and exit 7.
+const SHELL_INPUT: &str = "set -- $(cat /proc/$$/stat); echo \"FG=$5:$8\"\n\
+                           sleep 30 &\n\
+                           set -- $(cat /proc/$!/stat); echo \"BG=$5\"\n\
+                           kill %1\n\
+                           exit 7\n";
+
+/// The shell owned the terminal, with job control, and its exit code was
+/// autopilot's.
+fn assert_interactive(code: i32, out: &str) {
     assert_eq!(code, 7, "the shell's exit code:\n{out}");
     assert!(!out.contains("job control turned off"), "{out}");
-    let fg = numbers_after(&out, "FG=");
+    let fg = numbers_after(out, "FG=");
     assert_eq!(
         fg[0], fg[1],
         "the shell's group is the terminal's foreground group:\n{out}"
     );
-    let bg = numbers_after(&out, "BG=");
+    let bg = numbers_after(out, "BG=");
     assert_ne!(
         bg[0], fg[0],
         "job control puts a background job in a group of its own:\n{out}"
     );
+}
+
+#[test]
+fn an_interactive_shell_owns_the_terminal_with_job_control() {
+    let (code, out) = on_a_terminal("-- sh -i", SHELL_INPUT);
+    assert_interactive(code, &out);
+}
+
+/// `docker run -it` with a config: the `main` job gets the terminal too.
+#[test]
+fn with_a_config_the_main_job_gets_the_terminal() {
+    let dir = TestDir::new();
+    let cfg = dir.json_config(&serde_json::json!({
+        "jobs": [{"name": "shell", "exec": ["sh", "-i"], "main": true, "logging": {"raw": true}}]
+    }));
+    let (code, out) = on_a_terminal(&format!("-config {}", cfg.display()), SHELL_INPUT);
+    assert_interactive(code, &out);
 }
