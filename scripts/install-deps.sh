@@ -207,8 +207,13 @@ derive_source() {
     return 1
 }
 
+# The version is read into a variable first: under pipefail a pipe that closes
+# early (head, grep -q) can make a working consul look missing.
 consul_ok() {
-    command -v consul >/dev/null 2>&1 && consul version 2>/dev/null | head -1 | grep -q '^Consul v'
+    local version
+    command -v consul >/dev/null 2>&1 || return 1
+    version="$(consul version 2>/dev/null)" || return 1
+    case "$version" in "Consul v"*) return 0 ;; *) return 1 ;; esac
 }
 
 if ! consul_ok; then
