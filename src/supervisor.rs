@@ -313,6 +313,9 @@ impl Supervisor {
                     Some(Err(e)) => log::error!("a job task failed: {e}"),
                 },
                 sig = signals.next() => match sig {
+                    sig if self.config.signals == SignalMode::Forward && sig != Signal::SIGTERM => {
+                        self.forward(sig).await
+                    }
                     Signal::SIGTERM | Signal::SIGINT => {
                         if shutdown.is_none() {
                             log::info!("received {sig}: shutting down");

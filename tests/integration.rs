@@ -4,6 +4,7 @@
 mod common;
 
 mod it_cli;
+mod it_cli_help;
 mod it_consul;
 mod it_control;
 mod it_core;
@@ -18,4 +19,5 @@ mod it_robust;
 mod it_shutdown;
 mod it_sidecar;
 mod it_telemetry;
+mod it_tini;
 mod it_v2;

@@ -259,7 +259,12 @@ impl Runner {
         } else {
             Output::Log(self.config.name.clone())
         };
-        match process::spawn(exec, &self.shared.environ.snapshot(), &output) {
+        let start = if self.config.main && process::main_gets_stdin() {
+            process::spawn_main
+        } else {
+            process::spawn
+        };
+        match start(exec, &self.shared.environ.snapshot(), &output) {
             Ok(pid) => {
                 let exit = self.shared.reaper.watch(pid);
                 log::debug!(

@@ -15,6 +15,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Where a child's stdout and stderr go.
@@ -42,6 +43,22 @@ impl SpawnError {
     }
 }
 
+/// Whether the main job gets autopilot's stdin (and, when that is a
+/// terminal, becomes its foreground process group): set once at startup, for
+/// `autopilot -- CMD` and whenever autopilot's stdin is a terminal
+/// (`docker run -it`), so an interactive main job works as under a shell.
+static MAIN_GETS_STDIN: AtomicBool = AtomicBool::new(false);
+
+/// See [`MAIN_GETS_STDIN`].
+pub fn give_stdin_to_main(on: bool) {
+    MAIN_GETS_STDIN.store(on, Ordering::Relaxed);
+}
+
+/// Whether the main job is started with [`spawn_main`] semantics.
+pub fn main_gets_stdin() -> bool {
+    MAIN_GETS_STDIN.load(Ordering::Relaxed)
+}
+
 /// Starts `exec` in a new process group. Returns the pid, which is also the
 /// process group id.
 pub fn spawn(
@@ -49,11 +66,36 @@ pub fn spawn(
     env: &BTreeMap<String, String>,
     output: &Output,
 ) -> Result<Pid, SpawnError> {
+    start(exec, env, output, false)
+}
+
+/// [`spawn`] for the main job when [`main_gets_stdin`]: it inherits stdin,
+/// and when stdin is a terminal its process group becomes the terminal's
+/// foreground group (as a shell does for the job it runs, and tini for its
+/// child), so the terminal's Ctrl-C reaches it and a shell's job control works.
+pub fn spawn_main(
+    exec: &Exec,
+    env: &BTreeMap<String, String>,
+    output: &Output,
+) -> Result<Pid, SpawnError> {
+    start(exec, env, output, true)
+}
+
+fn start(
+    exec: &Exec,
+    env: &BTreeMap<String, String>,
+    output: &Output,
+    foreground: bool,
+) -> Result<Pid, SpawnError> {
     let mut cmd = Command::new(&exec.program);
     cmd.args(&exec.args)
         .env_clear()
         .envs(env)
-        .stdin(Stdio::null())
+        .stdin(if foreground {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .process_group(0);
     let log_pipe = match output {
         Output::Raw => None,
@@ -67,6 +109,9 @@ pub fn spawn(
     // SAFETY: the closure runs between fork and exec and only calls
     // async-signal-safe functions (sigprocmask, signal).
     unsafe {
+        if foreground {
+            cmd.pre_exec(take_terminal);
+        }
         cmd.pre_exec(reset_signals);
     }
     let child = cmd.spawn().map_err(|error| SpawnError { error })?;
@@ -78,6 +123,25 @@ pub fn spawn(
         forward_lines(read, name.clone());
     }
     Ok(pid)
+}
+
+/// In the child, after it has its own process group: make that group the
+/// foreground group of the terminal on stdin, if stdin is one. SIGTTOU is
+/// blocked first, since a background group asking for the terminal gets it
+/// otherwise; [`reset_signals`] then clears the mask.
+fn take_terminal() -> io::Result<()> {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None)?;
+    // SAFETY: isatty, getpgrp and tcsetpgrp are async-signal-safe syscalls
+    // on fd 0; failure (no controlling terminal) only means there is no
+    // terminal to take.
+    unsafe {
+        if libc::isatty(0) == 1 {
+            libc::tcsetpgrp(0, libc::getpgrp());
+        }
+    }
+    Ok(())
 }
 
 /// Restores default dispositions and an empty mask in the child.
