@@ -12,7 +12,8 @@
 //! ever copied on write are touched (code, constants): dropping their pages
 //! cannot change what the program sees, as they fault back in from the same
 //! file. Relocated data (written by the loader, then made read-only) has
-//! copied pages and is left alone.
+//! copied pages and is left alone. The kernel drops such clean file pages
+//! under memory pressure anyway; this only does it early, for our mappings.
 
 use std::fs;
 
