@@ -197,10 +197,10 @@ pub async fn run_with(
         sup.start_job(job, &jobs, false);
     }
     log::info!(
-        "autopilot {} started as pid {} with {} jobs",
+        "autopilot {} started as pid {} with {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        jobs.len()
+        crate::logging::plural(jobs.len() as u64, "job", "jobs")
     );
     if !is_pid1 {
         // A sidecar, or a pod with shareProcessNamespace: the PID namespace
@@ -211,7 +211,10 @@ pub async fn run_with(
         );
     }
     sup.shared.bus.publish(Event::global(EventCode::Startup));
-    sup.run_loop(&mut signals, requests).await
+    let code = sup.run_loop(&mut signals, requests).await;
+    // Log lines are written by their own thread: let it finish (bounded).
+    crate::logging::flush();
+    code
 }
 
 struct Supervisor {
