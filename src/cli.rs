@@ -28,6 +28,8 @@ pub enum Action {
     Control(ControlCommand),
     /// `kv`, `lock`, `tags`, `meta`: coordination commands for hooks.
     Coordination(crate::coordination::cli::Command),
+    /// `events`: what a running autopilot did and does (its own flags).
+    Events(crate::control::events::Options),
 }
 
 /// A request to a running autopilot: ContainerPilot's flags (`-putenv k=v`,
@@ -86,6 +88,7 @@ Usage:
 
 Talking to a running autopilot (through its control socket):
   autopilot status [-json]                 show jobs (state, pid, restarts, health, last exit) and watches
+  autopilot events [-follow] [-json]       print recent events and job state changes; -follow streams them
   autopilot -putenv NAME=VALUE ...         set environment values for processes started from now on
                                            (-putenv NAME or NAME= unsets; repeatable)
   autopilot -putmetric NAME=VALUE ...      add to a counter, set a gauge, observe a histogram/summary
@@ -158,6 +161,10 @@ struct ControlWords {
 }
 
 pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
+    // `autopilot events` parses its own flags (see control::events).
+    if args.first().is_some_and(|a| a == "events") {
+        return crate::control::events::parse_args(&args[1..]);
+    }
     let mut config = None;
     let mut out = None;
     let mut socket = None;

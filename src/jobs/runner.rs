@@ -11,7 +11,7 @@ use super::status::{JobStatus, StatusBoard};
 use crate::config::model::JobConfig;
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventCode};
 use crate::process::{self, ExitStatus, Output, Reaper};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -74,6 +74,8 @@ pub struct Runner {
     check_results: mpsc::Receiver<CheckOutcome>,
     /// When the running process started, to say how long it ran.
     spawned_at: Option<std::time::Instant>,
+    /// The state last recorded in the journal.
+    journaled_state: State,
 }
 
 impl Runner {
@@ -85,7 +87,7 @@ impl Runner {
     ) -> (Runner, mpsc::Sender<Command>) {
         let (cmd_tx, commands) = mpsc::channel(8);
         let (check_results_tx, check_results) = mpsc::channel(1);
-        let runner = Runner {
+        let mut runner = Runner {
             machine: Machine::new(rules),
             events: shared.bus.subscribe(),
             config,
@@ -100,6 +102,7 @@ impl Runner {
             check_results_tx,
             check_results,
             spawned_at: None,
+            journaled_state: State::Waiting,
         };
         runner.publish_status();
         (runner, cmd_tx)
@@ -274,7 +277,18 @@ impl Runner {
                     process::signal_group(*pid, sig);
                 }
             }
-            Effect::Publish(code) => self.shared.bus.publish(Event::new(code, &name)),
+            Effect::Publish(code) => {
+                let mut details = serde_json::Map::new();
+                if let (EventCode::ExitSuccess | EventCode::ExitFailed, Some(exit)) =
+                    (code, self.machine.last_exit)
+                {
+                    details.insert("exitCode".into(), exit.code().into());
+                    details.insert("exit".into(), narrate::ended(exit).into());
+                }
+                self.shared
+                    .bus
+                    .publish_with(Event::new(code, &name), details);
+            }
             Effect::SetTimer(timer, after) => {
                 self.timers.insert(timer, Instant::now() + after);
             }
@@ -354,7 +368,16 @@ impl Runner {
         }
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        let state = self.machine.state();
+        if state != self.journaled_state {
+            self.shared.bus.journal().state(
+                &self.config.name,
+                self.journaled_state.as_str(),
+                state.as_str(),
+            );
+            self.journaled_state = state;
+        }
         let mut status = JobStatus::new(&self.config.name, self.config.service.is_some());
         status.state = self.machine.state().as_str();
         status.health = self.machine.health().as_str();
