@@ -222,7 +222,7 @@ fn status_prints_a_table_of_jobs_and_watches() {
     let (code, json_out, _) = ap.control_command(&["status", "-json"]);
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&json_out).unwrap();
-    assert_eq!(job(&v, "setup").unwrap()["last_exit_code"], 3);
+    assert_eq!(job(&v, "setup").unwrap()["lastExitCode"], 3);
     assert_eq!(v["watches"][0]["name"], "db");
     assert_eq!(v["watches"][0]["instances"], Value::Null);
 }

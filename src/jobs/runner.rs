@@ -74,8 +74,10 @@ pub struct Runner {
     check_results: mpsc::Receiver<CheckOutcome>,
     /// When the running process started, to say how long it ran.
     spawned_at: Option<std::time::Instant>,
-    /// The state last recorded in the journal.
+    /// The state last recorded in the journal, and since when (ms since
+    /// the Unix epoch) the job has been in it.
     journaled_state: State,
+    state_since_ms: u64,
 }
 
 impl Runner {
@@ -103,6 +105,7 @@ impl Runner {
             check_results,
             spawned_at: None,
             journaled_state: State::Waiting,
+            state_since_ms: super::status::now_ms(),
         };
         runner.publish_status();
         (runner, cmd_tx)
@@ -377,9 +380,11 @@ impl Runner {
                 state.as_str(),
             );
             self.journaled_state = state;
+            self.state_since_ms = super::status::now_ms();
         }
         let mut status = JobStatus::new(&self.config.name, self.config.service.is_some());
         status.state = self.machine.state().as_str();
+        status.since_ms = self.state_since_ms;
         status.health = self.machine.health().as_str();
         status.pid = self
             .process
