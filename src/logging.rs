@@ -115,10 +115,22 @@ fn logger() -> &'static Logger {
 
 /// Installs the logger with defaults (INFO, default format, stdout). Safe to
 /// call more than once.
+///
+/// Also arranges for queued lines to be written when the process exits (by
+/// returning from `main` or through `std::process::exit`), so the last words
+/// before an exit ("cannot reach Consul: ...") are never lost.
 pub fn init() {
     let l = logger();
     if log::set_logger(l).is_ok() {
         log::set_max_level(log::LevelFilter::Debug);
+        extern "C" fn flush_at_exit() {
+            flush();
+        }
+        // SAFETY: registers a plain function with no arguments; it only
+        // waits (bounded) for the writer thread, which exit leaves running.
+        unsafe {
+            libc::atexit(flush_at_exit);
+        }
     }
 }
 
@@ -143,7 +155,7 @@ pub fn job_output(source: &str, line: &str) {
 }
 
 /// Waits until every line logged so far is written, at most [`FLUSH_BUDGET`]
-/// (a blocked output must not hold up the exit). Call before exiting.
+/// (a blocked output must not hold up the exit). Runs at exit by itself.
 pub fn flush() {
     let Some(l) = LOGGER.get() else { return };
     let target = l.accepted.load(Ordering::SeqCst);

@@ -211,10 +211,7 @@ pub async fn run_with(
         );
     }
     sup.shared.bus.publish(Event::global(EventCode::Startup));
-    let code = sup.run_loop(&mut signals, requests).await;
-    // Log lines are written by their own thread: let it finish (bounded).
-    crate::logging::flush();
-    code
+    sup.run_loop(&mut signals, requests).await
 }
 
 struct Supervisor {
