@@ -327,7 +327,7 @@ impl Supervisor {
                         log::warn!("{} jobs did not report their exit after SIGKILL; exiting anyway", self.tasks.len());
                         break;
                     }
-                    log::warn!("stop timeout of {:?} reached: killing what is left", self.config.stop_timeout);
+                    log::warn!("stop timeout of {} reached: killing what is left", crate::logging::human_duration(self.config.stop_timeout));
                     for tx in self.commands.values() {
                         let _ = tx.send(Command::ForceKill).await;
                     }

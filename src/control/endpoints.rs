@@ -215,7 +215,15 @@ impl State {
             }
             self.handle.environ.set_user(&name, value);
         }
-        log::info!("control: environment updated (set: {set:?}, unset: {unset:?})");
+        let list = |names: &[String]| match names.is_empty() {
+            true => "none".to_string(),
+            false => names.join(", "),
+        };
+        log::info!(
+            "control: environment updated (set: {}; unset: {})",
+            list(&set),
+            list(&unset)
+        );
         http::json(
             StatusCode::OK,
             &serde_json::json!({ "set": set, "unset": unset }),
