@@ -366,3 +366,52 @@ fn status_lists_jobs_in_config_order_with_since_and_dashes() {
     );
     assert_eq!(rows[3][..5], ["mid", "stopped", rows[3][2], "ago", "-"]);
 }
+
+#[test]
+fn a_watch_change_is_one_line_with_instances_before_and_after_and_an_event_with_them() {
+    let consul = Consul::start();
+    let dir = TestDir::new();
+    let cfg = dir.json_config(&json!({
+        "consul": consul.addr(),
+        "watches": [{"name": "db", "interval": "100ms"}],
+        "jobs": [{"name": "app", "exec": ["sleep", "1000"]}],
+    }));
+    let mut ap = start_ready(&cfg);
+    ap.wait_for_output("watch.db: passing instances 0 -> 0", LONG);
+    let register = r#"{"Name": "db", "ID": "db-1", "Address": "127.0.0.1", "Port": 5432}"#;
+    assert_eq!(consul.http_put("/v1/agent/service/register", register), 200);
+    ap.wait_for_output(
+        "INFO  autopilot: watch.db: passing instances 0 -> 1: added 127.0.0.1:5432\n",
+        LONG,
+    );
+    assert_eq!(
+        consul.http_put("/v1/agent/service/deregister/db-1", ""),
+        200
+    );
+    ap.wait_for_output(
+        "INFO  autopilot: watch.db: passing instances 1 -> 0: removed 127.0.0.1:5432\n",
+        LONG,
+    );
+    let (code, out, err) = ap.control_command(&["events", "-json"]);
+    assert_eq!(code, 0, "{err}");
+    let changes: Vec<(Value, Value, Value)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["source"] == "watch.db" && r["code"] == "changed")
+        .map(|r| {
+            (
+                r["instances"].clone(),
+                r["added"].clone(),
+                r["removed"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes[changes.len() - 2..],
+        [
+            (json!(1), json!(["127.0.0.1:5432"]), json!([])),
+            (json!(0), json!([]), json!(["127.0.0.1:5432"])),
+        ],
+        "{out}"
+    );
+}
