@@ -320,7 +320,15 @@ fn format_line(
     let ts = humantime::format_rfc3339_millis(time);
     let lvl = level.as_str().to_ascii_lowercase();
     match format {
-        LogFormat::Default => format!("{ts} {:<5} {source}: {msg}\n", level.as_str()),
+        LogFormat::Default => {
+            // A program that names itself (`nginx: [warn] ...`) under a job
+            // of the same name reads `nginx: [warn]`, not `nginx: nginx: ...`.
+            let msg = msg
+                .strip_prefix(source)
+                .and_then(|rest| rest.strip_prefix(": "))
+                .unwrap_or(msg);
+            format!("{ts} {:<5} {source}: {msg}\n", level.as_str())
+        }
         LogFormat::Text => format!(
             "time=\"{ts}\" level={lvl} source={} msg={}\n",
             logfmt_value(source),
@@ -360,6 +368,26 @@ mod tests {
     fn default_format_names_level_and_source() {
         let line = format_line(LogFormat::Default, t(), log::Level::Info, "app", "hello");
         assert_eq!(line, "2023-11-14T22:13:20.123Z INFO  app: hello\n");
+    }
+
+    #[test]
+    fn a_line_that_names_its_source_is_not_prefixed_twice() {
+        let line = format_line(
+            LogFormat::Default,
+            t(),
+            log::Level::Info,
+            "app",
+            "app: working",
+        );
+        assert_eq!(line, "2023-11-14T22:13:20.123Z INFO  app: working\n");
+        let line = format_line(
+            LogFormat::Default,
+            t(),
+            log::Level::Info,
+            "app",
+            "application: x",
+        );
+        assert_eq!(line, "2023-11-14T22:13:20.123Z INFO  app: application: x\n");
     }
 
     #[test]

@@ -15,7 +15,7 @@ fn exits_restarts_and_health_are_explained_at_info() {
     let ready = dir.join("ready");
     let cfg = dir.json_config(&json!({
         "jobs": [
-            {"name": "crashy", "exec": sh("echo working; exit 3"), "restarts": 2,
+            {"name": "crashy", "exec": sh("echo working; echo crashy: ready; exit 3"), "restarts": 2,
              "backoff": {"initial": "100ms", "max": "100ms"}},
             {"name": "once", "exec": sh("exit 4")},
             {"name": "web", "exec": ["sleep", "1000"],
@@ -37,9 +37,11 @@ fn exits_restarts_and_health_are_explained_at_info() {
         "WARN  autopilot: once: exited with code 4 after ",
         "; not restarted: restarts never\n",
         "INFO  crashy: working\n",
+        "INFO  crashy: ready\n",
     ] {
         assert!(out.contains(expected), "no {expected:?} in:\n{out}");
     }
+    assert!(!out.contains("crashy: crashy:"), "a doubled prefix:\n{out}");
     // An exec check's failure says why, with its last output line.
     let out = ap.wait_for_output(
         "WARN  autopilot: web: unhealthy: check exited with code 1: db not ready\n",
