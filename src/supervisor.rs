@@ -324,7 +324,7 @@ impl Supervisor {
                 },
                 _ = sleep_until(deadline) => {
                     if killed_at.is_some() {
-                        log::warn!("{} jobs did not report their exit after SIGKILL; exiting anyway", self.tasks.len());
+                        log::warn!("{} did not report their exit after SIGKILL; exiting anyway", crate::logging::plural(self.tasks.len() as u64, "job", "jobs"));
                         break;
                     }
                     log::warn!("stop timeout of {} reached: killing what is left", crate::logging::human_duration(self.config.stop_timeout));

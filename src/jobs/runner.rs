@@ -145,7 +145,7 @@ impl Runner {
                     Ok(event) => Input::Event(event),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         self.shared.bus.record_lost(n);
-                        log::error!("{}: missed {n} events (event bus overrun)", self.config.name);
+                        log::error!("{}: missed {} (event bus overrun)", self.config.name, crate::logging::plural(n, "event", "events"));
                         continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => Input::ForceKill,
