@@ -9,7 +9,8 @@
 //! were overwritten. Recording never blocks and never allocates beyond the
 //! ring: a follower that stops reading costs nothing.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 pub const KEEP: usize = 256;
 
 /// One thing that happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Record {
     /// Increases by one per record, from 1.
     pub seq: u64,
@@ -68,6 +69,32 @@ impl Record {
             line.push_str(&format!(" {k}={value}"));
         }
         line
+    }
+}
+
+/// The fields that name what happened come first, in this order; details
+/// follow (alphabetically).
+const LEADING: [&str; 5] = ["source", "code", "job", "from", "to"];
+
+impl Serialize for Record {
+    /// `seq`, `time`, `type`, then who and what (`source`, `code` or `job`,
+    /// `from`, `to`), then the details: a line reads from left to right.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3 + self.fields.len()))?;
+        map.serialize_entry("seq", &self.seq)?;
+        map.serialize_entry("time", &self.time)?;
+        map.serialize_entry("type", &self.kind)?;
+        for key in LEADING {
+            if let Some(value) = self.fields.get(key) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        for (key, value) in &self.fields {
+            if !LEADING.contains(&key.as_str()) {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
     }
 }
 
@@ -215,7 +242,16 @@ mod tests {
     fn json_has_the_fields_at_the_top_level() {
         let j = Journal::default();
         j.state("app", "waiting", "running");
-        let v = serde_json::to_value(&*j.after(0).records[0]).unwrap();
+        j.event("app", "exitFailed", details(json!({"exitCode": 3})));
+        let page = j.after(0);
+        let line = serde_json::to_string(&*page.records[1]).unwrap();
+        assert!(
+            line.ends_with(r#","type":"event","source":"app","code":"exitFailed","exitCode":3}"#),
+            "{line}"
+        );
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, *page.records[1]);
+        let v = serde_json::to_value(&*page.records[0]).unwrap();
         assert_eq!(v["type"], "state");
         assert_eq!(v["job"], "app");
         assert_eq!(v["to"], "running");
