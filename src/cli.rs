@@ -48,6 +48,8 @@ pub enum Action {
     Control(ControlCommand),
     /// `kv`, `lock`, `tags`, `meta`: coordination commands for hooks.
     Coordination(crate::coordination::cli::Command),
+    /// `events`: what a running autopilot did and does (its own flags).
+    Events(crate::control::events::Options),
 }
 
 /// A request to a running autopilot: ContainerPilot's flags (`-putenv k=v`,
@@ -106,8 +108,9 @@ const FLAGS_WITH_VALUE: [&str; 6] = [
 const SWITCHES: [&str; 8] = [
     "version", "template", "help", "h", "reload", "ping", "json", "strict",
 ];
-const SUBCOMMANDS: [&str; 20] = [
+const SUBCOMMANDS: [&str; 21] = [
     "run",
+    "events",
     "check",
     "template",
     "migrate",
@@ -180,6 +183,10 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
 
 /// [`parse`], with the test for "is this word a program" given.
 pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<Cli, UsageError> {
+    // `autopilot events` parses its own flags (see control::events).
+    if args.first().is_some_and(|a| a == "events") {
+        return crate::control::events::parse_args(&args[1..]);
+    }
     let mut config = None;
     let mut out = None;
     let mut socket = None;

@@ -54,6 +54,11 @@ fn main() -> ExitCode {
             cli.socket.as_deref(),
             cli.config.as_deref(),
         )),
+        Action::Events(ref options) => ExitCode::from(autopilot::control::events::run(
+            options,
+            cli.socket.as_deref(),
+            cli.config.as_deref(),
+        )),
         Action::Coordination(ref command) => ExitCode::from(autopilot::coordination::cli::run(
             command,
             cli.config.as_deref(),

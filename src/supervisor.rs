@@ -220,10 +220,10 @@ pub async fn run_with(
         sup.start_job(job, &jobs, false);
     }
     log::info!(
-        "autopilot {} started as pid {} with {} jobs",
+        "autopilot {} started as pid {} with {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        jobs.len()
+        crate::logging::plural(jobs.len() as u64, "job", "jobs")
     );
     if !is_pid1 {
         // A sidecar, or a pod with shareProcessNamespace: the PID namespace
@@ -360,26 +360,27 @@ impl Supervisor {
                 },
                 _ = sleep_until(deadline) => match overtime {
                     Overtime::Killed(_) => {
-                        log::warn!("{} jobs did not report their exit after SIGKILL; exiting anyway", self.tasks.len());
+                        log::warn!("{} did not report their exit after SIGKILL; exiting anyway", crate::logging::plural(self.tasks.len() as u64, "job", "jobs"));
                         break;
                     }
                     Overtime::No => {
-                        log::warn!("stop timeout of {:?} reached: killing what is left", self.config.stop_timeout);
+                        log::warn!("stop timeout of {} reached: killing what is left", crate::logging::human_duration(self.config.stop_timeout));
                         let hooks = self.post_stop_hooks_that_can_run();
                         if hooks.is_empty() {
                             self.kill_everything().await;
                             overtime = Overtime::Killed(Instant::now());
                         } else {
                             log::info!(
-                                "post-stop hooks {} may still run for {POST_STOP_GRACE:?}",
-                                hooks.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ")
+                                "post-stop hooks {} may still run for {}",
+                                hooks.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", "),
+                                crate::logging::human_duration(POST_STOP_GRACE)
                             );
                             self.kill_all_but(&hooks).await;
                             overtime = Overtime::HooksGrace(Instant::now() + POST_STOP_GRACE);
                         }
                     }
                     Overtime::HooksGrace(_) => {
-                        log::warn!("post-stop hooks still running {POST_STOP_GRACE:?} after the stop timeout: killing them");
+                        log::warn!("post-stop hooks still running {} after the stop timeout: killing them", crate::logging::human_duration(POST_STOP_GRACE));
                         self.kill_everything().await;
                         overtime = Overtime::Killed(Instant::now());
                     }

@@ -13,6 +13,7 @@ mod it_harness;
 mod it_kv;
 mod it_leader;
 mod it_migrate;
+mod it_operator;
 mod it_reaping;
 mod it_reload_watches;
 mod it_robust;

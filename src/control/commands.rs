@@ -57,7 +57,7 @@ pub fn run(command: &ControlCommand, socket_flag: Option<&str>, config_flag: Opt
 
 /// The socket path, and why the config could not help if it was tried and
 /// failed (shown only if the socket cannot be reached).
-fn resolve_socket(
+pub(super) fn resolve_socket(
     flag: Option<&str>,
     config_flag: Option<&str>,
     env: &HashMap<String, String>,

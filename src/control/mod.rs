@@ -8,6 +8,7 @@
 //! - `endpoints`: the routes; `reload`: re-reading the config file;
 //!   `service`: a running job's live tags and meta;
 //! - [`status`]: the status view and its table;
+//! - [`events`]: the live event stream (`GET /v3/events`, `autopilot events`);
 //! - [`client`] and [`commands`]: the subcommands that talk to a running
 //!   autopilot (`-putenv`, `-reload`, `status`, ...).
 //!
@@ -18,6 +19,7 @@
 pub mod client;
 pub mod commands;
 mod endpoints;
+pub mod events;
 pub mod http;
 mod reload;
 mod service;

@@ -8,8 +8,8 @@ mod spawn;
 pub use exit::ExitStatus;
 pub use reaper::Reaper;
 pub use spawn::{
-    Output, SpawnError, give_stdin_to_main, group_alive, main_gets_stdin, signal_group, spawn,
-    spawn_main,
+    LastLine, Output, SpawnError, give_stdin_to_main, group_alive, main_gets_stdin, signal_group,
+    spawn, spawn_main,
 };
 
 /// When we are not PID 1, ask the kernel to re-parent orphans of our

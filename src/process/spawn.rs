@@ -15,16 +15,59 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
 
 /// Where a child's stdout and stderr go.
 #[derive(Debug, Clone)]
 pub enum Output {
     /// Each line becomes a log line tagged with this name.
     Log(String),
+    /// As `Log`, and the last line is kept (a health check's failure reason).
+    LogKeepingLast(String, LastLine),
     /// Inherit the supervisor's stdout/stderr untouched (`logging.raw`).
     Raw,
+}
+
+impl Output {
+    /// The name output lines are logged under, unless the output is raw.
+    fn log_name(&self) -> Option<&str> {
+        match self {
+            Output::Log(name) | Output::LogKeepingLast(name, _) => Some(name),
+            Output::Raw => None,
+        }
+    }
+}
+
+/// The last non-empty line a child wrote, known once its output is closed.
+#[derive(Debug, Clone)]
+pub struct LastLine {
+    /// `None` while the output is open; then the last line, if there was one.
+    closed: Arc<watch::Sender<Option<Option<String>>>>,
+}
+
+impl Default for LastLine {
+    fn default() -> Self {
+        LastLine {
+            closed: Arc::new(watch::Sender::new(None)),
+        }
+    }
+}
+
+impl LastLine {
+    /// The last line, once every writer has closed the output; `None` if
+    /// there was none, or if the output is still open after `within` (a
+    /// background process may keep it open forever).
+    pub async fn wait(&self, within: std::time::Duration) -> Option<String> {
+        let mut rx = self.closed.subscribe();
+        let closed = tokio::time::timeout(within, rx.wait_for(Option::is_some)).await;
+        match closed {
+            Ok(Ok(value)) => value.clone().flatten(),
+            _ => None,
+        }
+    }
 }
 
 /// Why a process could not be started, mapped to the shell's exit codes.
@@ -97,9 +140,9 @@ fn start(
             Stdio::null()
         })
         .process_group(0);
-    let log_pipe = match output {
-        Output::Raw => None,
-        Output::Log(_) => {
+    let log_pipe = match output.log_name() {
+        None => None,
+        Some(_) => {
             let (read, write) = nix::unistd::pipe().map_err(|e| SpawnError { error: e.into() })?;
             let write2 = write.try_clone().map_err(|error| SpawnError { error })?;
             cmd.stdout(Stdio::from(write)).stderr(Stdio::from(write2));
@@ -119,8 +162,12 @@ fn start(
     // end of this function, so the reader sees EOF when the child's tree closes it.
     let pid = Pid::from_raw(child.id() as i32);
     drop(child); // Never waited on here: the reaper owns waitpid.
-    if let (Some(read), Output::Log(name)) = (log_pipe, output) {
-        forward_lines(read, name.clone());
+    if let (Some(read), Some(name)) = (log_pipe, output.log_name()) {
+        let last = match output {
+            Output::LogKeepingLast(_, last) => Some(last.clone()),
+            _ => None,
+        };
+        forward_lines(read, name.to_string(), last);
     }
     Ok(pid)
 }
@@ -182,7 +229,7 @@ fn reset_signals() -> io::Result<()> {
 /// so a runaway writer cannot grow our memory.
 const MAX_LINE: usize = 64 * 1024;
 
-fn forward_lines(read: OwnedFd, name: String) {
+fn forward_lines(read: OwnedFd, name: String, last: Option<LastLine>) {
     let receiver = match tokio::net::unix::pipe::Receiver::from_owned_fd(read) {
         Ok(r) => r,
         Err(e) => {
@@ -193,6 +240,7 @@ fn forward_lines(read: OwnedFd, name: String) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(receiver);
         let mut buf = Vec::new();
+        let mut last_line: Option<String> = None;
         loop {
             buf.clear();
             match reader.read_until(b'\n', &mut buf).await {
@@ -202,9 +250,16 @@ fn forward_lines(read: OwnedFd, name: String) {
                         buf.pop();
                     }
                     buf.truncate(MAX_LINE);
-                    logging::job_output(&name, &String::from_utf8_lossy(&buf));
+                    let line = String::from_utf8_lossy(&buf);
+                    logging::job_output(&name, &line);
+                    if last.is_some() && !line.trim().is_empty() {
+                        last_line = Some(line.trim_end().to_string());
+                    }
                 }
             }
+        }
+        if let Some(last) = last {
+            last.closed.send_replace(Some(last_line));
         }
     });
 }
