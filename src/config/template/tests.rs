@@ -411,6 +411,29 @@ fn printf_verbs() {
     );
 }
 
+/// Issue 14, defect 1: Rust's formatter panics on a precision above 65535;
+/// Go pads with zeros up to its own limit of a million.
+#[test]
+fn printf_huge_float_precision_pads_with_zeros() {
+    let fixed = ok("{{ printf \"%.65536f\" 1.5 }}");
+    assert_eq!(fixed.len(), 2 + 65536);
+    assert!(
+        fixed.starts_with("1.5000") && fixed.ends_with('0'),
+        "{}",
+        &fixed[..10]
+    );
+    let exp = ok("{{ printf \"%.70000e\" 1.5 }}");
+    assert!(exp.starts_with("1.5000") && exp.ends_with("0e+00"));
+    assert_eq!(exp.len(), 2 + 70000 + 4);
+    let star = ok("{{ printf \"%.*f\" 100000 0.25 }}");
+    assert_eq!(star.len(), 2 + 100000);
+    assert_eq!(ok("{{ printf \"%.70000g|%.70000v\" 0.5 2.0 }}"), "0.5|2");
+    // The smallest subnormal needs 1074 places: every one of them is kept.
+    let tiny = ok("{{ printf \"%.2000f\" 5e-324 }}");
+    assert_eq!(tiny.trim_end_matches('0').len(), 2 + 1074);
+    assert_eq!(ok("{{ printf \"%.1000001f\" 1.0 }}"), "%!(BADPREC)1.000000");
+}
+
 #[test]
 fn printf_mistakes_show_in_output_like_go() {
     assert_eq!(ok("{{ printf \"%d\" \"x\" }}"), "%!d(string=x)");
