@@ -67,7 +67,7 @@ impl Source {
     /// Reads a `-config` (or `CONTAINERPILOT`) value: JSON text when it
     /// starts with `{`, otherwise a path, with or without `file://`.
     pub fn from_flag(raw: &str) -> Source {
-        if raw.trim_start().starts_with('{') {
+        if without_bom(raw).trim_start().starts_with('{') {
             Source::Inline(raw.to_string())
         } else {
             Source::File(strip_file_url(Path::new(raw)))
@@ -181,6 +181,7 @@ pub fn load_str_with(
     env: &HashMap<String, String>,
     options: &LoadOptions,
 ) -> Result<Loaded, ConfigError> {
+    let raw = without_bom(raw);
     let rendered = render(raw, origin, env)?;
     let input = v2::Input {
         app: render_app(&options.app, env)?,
@@ -260,12 +261,16 @@ fn render_app(words: &[String], env: &HashMap<String, String>) -> Result<Vec<Str
 
 /// Parses and validates already-rendered text (no template step).
 pub fn parse_str(rendered: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    parse_labelled(rendered, origin, &v2::Input::default())
+    parse_labelled(without_bom(rendered), origin, &v2::Input::default())
 }
 
 fn parse_labelled(rendered: &str, label: &str, input: &v2::Input) -> Result<Loaded, ConfigError> {
     let mut rep = Reporter::new(rendered, label);
-    let config = source::parse_into(&mut rep).map(|root| match version::detect(&root) {
+    let root = source::parse_into(&mut rep);
+    if let Some(root) = &root {
+        source::reject_nul(root, "", &mut rep);
+    }
+    let config = root.map(|root| match version::detect(&root) {
         Version::V3 => decode::decode(&root, &mut rep),
         Version::V2 { .. } => v2::translate(&root, input, &mut rep),
     });
@@ -282,8 +287,15 @@ fn parse_labelled(rendered: &str, label: &str, input: &v2::Input) -> Result<Load
     }
 }
 
+/// The text without the UTF-8 byte order mark that Windows editors write
+/// at the start of a file (it is not JSON5, but it is not content either).
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// Renders the template, turning its error into a located diagnostic.
 fn render(raw: &str, file: &str, env: &HashMap<String, String>) -> Result<String, ConfigError> {
+    let raw = without_bom(raw);
     template::render(raw, env).map_err(|e| {
         // Underline the whole `{{ ... }}` action when the error is inside one.
         let line = raw.split('\n').nth(e.line.saturating_sub(1)).unwrap_or("");

@@ -47,7 +47,7 @@ use super::model::{
     MetricConfig, MetricType, Repeat, Restarts, SignalMode, TelemetryConfig, WatchConfig,
     WatchTarget, When,
 };
-use super::source::{Span, Spanned, Value, line_col};
+use super::source::{Span, Spanned, Value};
 use crate::events::EventCode;
 use crate::telemetry::metrics::{full_name, is_valid_name};
 
@@ -343,7 +343,7 @@ fn list<'a, T>(
 }
 
 fn line_of(rep: &Reporter<'_>, v: &Spanned<Value>) -> usize {
-    line_col(rep.text(), v.start).0
+    rep.line_of(v.start)
 }
 
 /// A required key: reports it missing with `hint`.

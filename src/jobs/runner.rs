@@ -7,6 +7,7 @@
 use super::health::{self, RunningCheck};
 use super::machine::{Effect, Input, Machine, Rules, ServiceAction, State, Timer};
 use super::status::{JobStatus, StatusBoard};
+use crate::config::duration;
 use crate::config::model::JobConfig;
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
@@ -206,7 +207,8 @@ impl Runner {
             }
             Effect::Publish(code) => self.shared.bus.publish(Event::new(code, &name)),
             Effect::SetTimer(timer, after) => {
-                self.timers.insert(timer, Instant::now() + after);
+                self.timers
+                    .insert(timer, duration::later(Instant::now(), after));
             }
             Effect::CancelTimer(timer) => {
                 self.timers.remove(&timer);
