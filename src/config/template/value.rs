@@ -34,6 +34,17 @@ impl Value<'_> {
         }
     }
 
+    /// Roughly the bytes the value holds, for the render's limits (the
+    /// environment is borrowed, not copied, and costs nothing).
+    pub fn weight(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::Strings(v) => v.iter().map(|s| s.len() + 8).sum(),
+            Value::Ints(v) => v.len() * 8,
+            _ => 8,
+        }
+    }
+
     /// The Go type name, for error messages and `%!verb(type=value)`.
     pub fn type_name(&self) -> &'static str {
         match self {
