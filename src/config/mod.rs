@@ -243,6 +243,17 @@ fn render_app(words: &[String], env: &HashMap<String, String>) -> Result<Vec<Str
             })
         })
         .collect::<Result<_, _>>()?;
+    if let Some(i) = rendered.iter().position(|word| word.contains('\0')) {
+        return Err(ConfigError::single(Diagnostic::unlocated(
+            "the command line",
+            format!(
+                "word {} of the app's command line ({:?}) renders to text with a NUL character",
+                i + 1,
+                words[i]
+            ),
+            Some("no process can be given a NUL character: change the template".into()),
+        )));
+    }
     if rendered
         .first()
         .is_some_and(|program| program.trim().is_empty())
@@ -352,5 +363,7 @@ fn read(path: &Path, file: &str) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod corpus_tests;
+#[cfg(test)]
+mod robustness_tests;
 #[cfg(test)]
 mod tests;
