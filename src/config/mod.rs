@@ -364,6 +364,8 @@ fn read(path: &Path, file: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod corpus_tests;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod robustness_tests;
 #[cfg(test)]
 mod tests;
