@@ -312,11 +312,27 @@ fn no_config_input_panics_runs_long_or_explodes() {
         );
     }
     println!(
-        "config fuzz: {cases} cases in {:.1}s from {} seeds, no panic",
+        "config fuzz: {cases} cases in {:.1}s from {} seeds, no panic, peak RSS {} MiB",
         started.elapsed().as_secs_f64(),
-        seeds.len()
+        seeds.len(),
+        peak_rss_kib() / 1024
     );
     assert!(cases > 0, "the budget ran out before the first case");
+    // Memory: the peak of the whole test process (other tests included), so
+    // only a blow-up shows; the 10 000 duplicate keys of issue 14 took 1.2 GB.
+    let peak_kib = peak_rss_kib();
+    assert!(peak_kib < 1024 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+/// The process's peak resident memory, from getrusage.
+fn peak_rss_kib() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; zeroed is a valid rusage.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    usage.ru_maxrss
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
