@@ -63,6 +63,8 @@ pub struct Diagnostic {
     pub excerpt_from: usize,
     /// How many characters of `excerpt` to underline (at least 1 when located).
     pub caret_len: usize,
+    /// For the summary of problems left out: how many errors it stands for.
+    pub errors_left_out: usize,
 }
 
 impl Diagnostic {
@@ -115,6 +117,7 @@ impl Diagnostic {
             excerpt,
             excerpt_from,
             caret_len,
+            errors_left_out: 0,
         }
     }
 
@@ -143,6 +146,7 @@ impl Diagnostic {
             excerpt,
             excerpt_from,
             caret_len,
+            errors_left_out: 0,
         }
     }
 
@@ -159,6 +163,7 @@ impl Diagnostic {
             excerpt: String::new(),
             excerpt_from: 0,
             caret_len: 0,
+            errors_left_out: 0,
         }
     }
 
@@ -257,8 +262,17 @@ impl ConfigError {
         self.diagnostics.iter().filter(|d| d.is_error())
     }
 
+    /// How many errors were found, those left out of the list included.
     pub fn error_count(&self) -> usize {
-        self.errors().count()
+        self.errors()
+            .map(|d| {
+                if d.errors_left_out > 0 {
+                    d.errors_left_out
+                } else {
+                    1
+                }
+            })
+            .sum()
     }
 }
 
@@ -431,6 +445,7 @@ impl<'t> Reporter<'t> {
                 ),
                 Some("fix the problems shown and check again".into()),
             );
+            summary.errors_left_out = errors;
             if errors == 0 {
                 summary.severity = Severity::Warning;
             }
