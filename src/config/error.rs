@@ -94,12 +94,12 @@ impl Diagnostic {
         message: String,
         hint: Option<String>,
     ) -> Diagnostic {
-        let line_str = line_text(text, line);
-        let line_start = line_str.as_ptr() as usize - text.as_ptr() as usize;
-        let mut start = span.start.clamp(line_start, text.len());
+        let mut start = span.start.min(text.len());
         while !text.is_char_boundary(start) {
             start -= 1;
         }
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_str = line_text(&text[line_start..], 1);
         let start_char = text[line_start..start].chars().count();
         // The underline stops at the end of the line: count no further.
         let end = span.end.clamp(start, line_start + line_str.len());
