@@ -16,6 +16,7 @@ pub mod error;
 pub mod hooks;
 pub mod migrate;
 pub mod model;
+pub mod quirks;
 pub mod source;
 pub mod suggest;
 pub mod template;
@@ -200,6 +201,9 @@ pub fn load_str_with(
     };
     let mut loaded = parse_labelled(&rendered, &label, &input)?;
     loaded.path = PathBuf::from(origin);
+    loaded
+        .warnings
+        .extend(quirks::env_value_warnings(raw, origin, env));
     if loaded.config.signals == SignalMode::V3 && !input.app.is_empty() {
         let mut warning = Diagnostic::unlocated(
             "the command line",
@@ -277,13 +281,13 @@ pub fn parse_str(rendered: &str, origin: &str) -> Result<Loaded, ConfigError> {
 
 fn parse_labelled(rendered: &str, label: &str, input: &v2::Input) -> Result<Loaded, ConfigError> {
     let mut rep = Reporter::new(rendered, label);
-    let root = source::parse_into(&mut rep);
-    if let Some(root) = &root {
-        source::reject_nul(root, "", &mut rep);
-    }
-    let config = root.map(|root| match version::detect(&root) {
-        Version::V3 => decode::decode(&root, &mut rep),
-        Version::V2 { .. } => v2::translate(&root, input, &mut rep),
+    let config = source::parse_into(&mut rep).map(|root| {
+        source::reject_nul(&root, "", &mut rep);
+        quirks::event_warnings(&root, &mut rep);
+        match version::detect(&root) {
+            Version::V3 => decode::decode(&root, &mut rep),
+            Version::V2 { .. } => v2::translate(&root, input, &mut rep),
+        }
     });
     let failed = rep.has_errors();
     let diagnostics = rep.into_diagnostics();
@@ -365,6 +369,8 @@ fn read(path: &Path, file: &str) -> Result<String, ConfigError> {
 mod corpus_tests;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod migration_tests;
 #[cfg(test)]
 mod robustness_tests;
 #[cfg(test)]
