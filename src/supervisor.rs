@@ -19,6 +19,7 @@
 //! config file (through a [`Reloader`]); for a version 3 config SIGHUP is an
 //! event and SIGUSR1 is forwarded.
 
+use crate::config::duration;
 use crate::config::model::{Config, JobConfig, SignalMode, When};
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
@@ -287,7 +288,9 @@ impl Supervisor {
             let deadline = match (shutdown, overtime) {
                 (_, Overtime::Killed(at)) => Some(at + AFTER_KILL_GRACE),
                 (_, Overtime::HooksGrace(until)) => Some(until),
-                (Some((_, at)), Overtime::No) => Some(at + self.config.stop_timeout),
+                (Some((_, at)), Overtime::No) => {
+                    Some(duration::later(at, self.config.stop_timeout))
+                }
                 (None, Overtime::No) => None,
             };
             tokio::select! {
