@@ -32,6 +32,7 @@ sql_at() { mariadb -h "$1" -u"$REPL_USER" -p"$REPL_PASSWORD" --connect-timeout=2
 field() { sed -n "s/^ *$1: //p" | head -n 1; }
 
 slave_status() { mariadb -uroot --connect-timeout=2 -e 'SHOW SLAVE STATUS\G'; }
+slave_status_at() { mariadb -h "$1" -u"$REPL_USER" -p"$REPL_PASSWORD" --connect-timeout=2 -e 'SHOW SLAVE STATUS\G'; }
 
 # gtid_seq GTID_LIST: the sequence number of domain 0 (0 when absent).
 gtid_seq() {
@@ -85,14 +86,17 @@ is_leader() { [ "$(autopilot lock holder "$LEADER_KEY" 2>/dev/null)" = "$SELF_ID
 # drain: stop fetching from the current primary and apply everything already
 # fetched (the relay log), so nothing received is thrown away on re-pointing.
 drain() {
-    _io="$(slave_status | field Gtid_IO_Pos)"
+    _t="$(date +%s%3N)"
     sql "STOP SLAVE IO_THREAD" || return 1
+    _t1="$(date +%s%3N)"
     _io="$(slave_status | field Gtid_IO_Pos)"
     if [ -n "$_io" ]; then
         _r="$(sql "SELECT MASTER_GTID_WAIT('$_io', 10)")"
         [ "$_r" = 0 ] || log "relay log not applied within 10 s (MASTER_GTID_WAIT=$_r) up to $_io"
     fi
+    _t2="$(date +%s%3N)"
     sql "STOP SLAVE"
+    log "drained up to $_io: STOP SLAVE IO_THREAD $((_t1 - _t)) ms, apply $((_t2 - _t1)) ms, STOP SLAVE $(($(date +%s%3N) - _t2)) ms"
 }
 
 # serialize: one hook at a time changes replication on this node.
