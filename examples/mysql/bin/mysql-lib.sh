@@ -73,8 +73,14 @@ instances() {
     ' "$_f"
 }
 
-# primary: "address port" of the node tagged primary (the first, if several).
-primary() { instances | awk '$3 == "primary" { print $1, $2; exit }'; }
+# primary: "address port" of the node tagged primary that also holds the
+# leader key. The tag alone is not enough: a killed primary's agent, started
+# again, can show its old registration (tag included) for a moment.
+primary() {
+    _leader="$(autopilot kv get "$LEADER_KEY" 2>/dev/null | sed -n 's/.*"address": *"\([^"]*\)".*/\1/p')"
+    [ -n "$_leader" ] || return 0
+    instances | awk -v leader="$_leader" '$3 == "primary" && $1 == leader { print $1, $2; exit }'
+}
 
 my_ip() {
     if [ -n "${CONTAINERPILOT_MYSQL_IP:-}" ]; then echo "$CONTAINERPILOT_MYSQL_IP"; else hostname -i | awk '{print $1}'; fi
