@@ -96,9 +96,9 @@ any_cluster_formed() {
 consul_ok() {
     client consul members
     [ "$(client consul members | awk '$4 == "server" && $3 == "alive"' | wc -l)" = 3 ] \
-        && client consul operator raft list-peers | awk '$4 == "leader"' | grep -q .
+        && [ "$(client consul operator raft list-peers | awk '$4 == "leader"' | wc -l)" = 1 ]
 }
-raft_leader_is_not() { client consul operator raft list-peers | awk -v old="$1" '$4 == "leader" && $1 != old' | grep -q .; }
+raft_leader_is_not() { [ "$(client consul operator raft list-peers | awk -v old="$1" '$4 == "leader" && $1 != old' | wc -l)" = 1 ]; }
 
 client_primary() { client cat /run/mysql-primary 2>/dev/null; }
 client_follows() { [ "$(client_primary)" = "$(ip_of "$1")" ]; }
@@ -322,7 +322,8 @@ NODES="db1 db2 db3 db4"
 start_pollers db4
 wait_for "db4 restores the snapshot and replicates from $P" 180 replicates_from db4 "$P"
 echo "figure: bootstrap_ms $(($(now_ms) - t0))"
-docker logs "$(cid db4)" 2>&1 | grep -q "restored snapshot $snap" || fail "db4 did not restore snapshot $snap"
+docker logs "$(cid db4)" >"$LOGS/db4.log" 2>&1
+grep -q "restored snapshot $snap" "$LOGS/db4.log" || fail "db4 did not restore snapshot $snap"
 ok "db4 bootstrapped from snapshot $snap"
 wait_for "$P has three semi-sync replicas" 60 cluster_formed "$P"
 

@@ -93,7 +93,10 @@ is_leader() { [ "$(autopilot lock holder "$LEADER_KEY" 2>/dev/null)" = "$SELF_ID
 # fetched (the relay log), so nothing received is thrown away on re-pointing.
 drain() {
     _t="$(date +%s%3N)"
-    sql "STOP SLAVE IO_THREAD" || return 1
+    # With the semi-sync replica side on, STOP connects to the primary to kill
+    # its dump thread, and waits 2 s when the primary is dead: off around STOP.
+    sql "SET GLOBAL rpl_semi_sync_slave_enabled=OFF; STOP SLAVE IO_THREAD;
+         SET GLOBAL rpl_semi_sync_slave_enabled=ON" || return 1
     _t1="$(date +%s%3N)"
     _io="$(slave_status | field Gtid_IO_Pos)"
     if [ -n "$_io" ]; then
@@ -101,7 +104,7 @@ drain() {
         [ "$_r" = 0 ] || log "relay log not applied within 10 s (MASTER_GTID_WAIT=$_r) up to $_io"
     fi
     _t2="$(date +%s%3N)"
-    sql "STOP SLAVE"
+    sql "SET GLOBAL rpl_semi_sync_slave_enabled=OFF; STOP SLAVE; SET GLOBAL rpl_semi_sync_slave_enabled=ON"
     log "drained up to $_io: STOP SLAVE IO_THREAD $((_t1 - _t)) ms, apply $((_t2 - _t1)) ms, STOP SLAVE $(($(date +%s%3N) - _t2)) ms"
 }
 
