@@ -160,7 +160,7 @@ check_consistency() {
     want="$(sql "$p" 'CHECKSUM TABLE app.writes' | cut -f2)"
     for n in $NODES; do
         [ "$n" = "$p" ] && continue
-        [ "$(sql "$n" "SELECT MASTER_GTID_WAIT('$pos', 60)")" = 0 ] || fail "$n did not reach $p's position $pos"
+        [ "$(sql "$n" "SELECT MASTER_GTID_WAIT('$pos', 300)")" = 0 ] || fail "$n did not reach $p's position $pos"
         [ "$(sql "$n" 'SELECT @@gtid_current_pos')" = "$pos" ] \
             || fail "$n is at $(sql "$n" 'SELECT @@gtid_current_pos'), the primary at $pos: errant GTID"
         sum="$(sql "$n" 'CHECKSUM TABLE app.writes' | cut -f2)"
@@ -325,7 +325,7 @@ echo "figure: bootstrap_ms $(($(now_ms) - t0))"
 docker logs "$(cid db4)" >"$LOGS/db4.log" 2>&1
 grep -q "restored snapshot $snap" "$LOGS/db4.log" || fail "db4 did not restore snapshot $snap"
 ok "db4 bootstrapped from snapshot $snap"
-wait_for "$P has three semi-sync replicas" 60 cluster_formed "$P"
+wait_for "$P has three semi-sync replicas" 180 cluster_formed "$P"
 
 # ------------------------------------------------------------------ 7. checks
 
