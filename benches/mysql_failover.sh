@@ -23,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="$(mktemp /tmp/mysql-bench.XXXXXX)"
 trap 'rm -f "$out"' EXIT
 echo "running tests/docker/mysql.sh with ${KILLS:-10} kills (several minutes)..." >&2
-MYSQL_KILLS="${KILLS:-10}" MYSQL_FILL_MB="${FILL_MB:-0}" bash tests/docker/mysql.sh 2>&1 | tee "$out" >&2
+MYSQL_KILLS="${KILLS:-10}" MYSQL_FILL_MB="${FILL_MB:-0}" bash tests/docker/mysql.sh 2>&1 | tee "$out" >&2 || true
 
 awk '
     /^figure: / { v[$2] = v[$2] " " $3 }
@@ -46,6 +46,6 @@ awk '
         stats("acked", "acknowledged inserts (count)", 1)
         stats("lost", "acknowledged inserts lost (count)", 1)
         stats("unknown", "unknown outcomes, error 2013 (count)", 1)
-        stats("max_poll_gap_ms", "longest gap between two read_only polls", 1000)
+        stats("max_poll_gap_ms", "longest gap between two polls of a live node", 1000)
     }' "$out"
 grep -q '^docker-test: .* passed, 0 failed' "$out" || echo "(the test run failed: figures are partial)"
