@@ -4,6 +4,7 @@
 # orchestrates itself with autopilot, Consul watches and hooks.
 #
 #   bash tests/docker/volume.sh        (as root; about 3-5 minutes)
+#   VOLUME_PREBUILT=1 bash tests/docker/volume.sh   (reuse the autopilot-volume image)
 #
 # 1. writes a pattern over the whole volume through the controller (found via
 #    Consul) and reads it back;
@@ -77,13 +78,17 @@ now_ms() { date +%s%3N; }
 
 # ------------------------------------------------------------------ images
 
-log "base images (scripts/docker-images.sh volume)"
-bash scripts/docker-images.sh volume
-build_autopilot_image
-log "docker-compose build"
-run_logged build-example "${COMPOSE[@]}" build
-docker images -q --filter dangling=true --filter label=org.autopilot.image=volume-demo \
-    | xargs -r docker rmi >/dev/null 2>&1 || true
+# VOLUME_PREBUILT=1 uses the autopilot-volume image as it is (while working
+# on the example's scripts).
+if [ "${VOLUME_PREBUILT:-}" != 1 ]; then
+    log "base images (scripts/docker-images.sh volume)"
+    bash scripts/docker-images.sh volume
+    build_autopilot_image
+    log "docker-compose build"
+    run_logged build-example "${COMPOSE[@]}" build
+    docker images -q --filter dangling=true --filter label=org.autopilot.image=volume-demo \
+        | xargs -r docker rmi >/dev/null 2>&1 || true
+fi
 
 # ------------------------------------------------------------------ start
 
@@ -94,7 +99,7 @@ CONTROLLER="$(ctr controller)" CLIENT="$(ctr client)"
 wait_for "consul has a leader" 60 sh -c "docker exec $CONSUL_CTR curl -sf http://127.0.0.1:8500/v1/status/leader | grep -q :"
 wait_for "3 replicas passing in consul" 60 passing_is replica 3
 wait_for "the controller passing in consul" 60 passing_is volume 1
-wait_for "the controller reports healthy: 3 of 3" 30 level_is "healthy: 3 of 3"
+wait_for "the controller reports healthy: 3 of 3" 120 level_is "healthy: 3 of 3"
 wait_for "the client found the controller through consul" 30 vio target
 size="$(vio size)"
 [ "$size" -eq $((CHUNKS * MIB)) ] || fail "the volume is $size bytes, expected $((CHUNKS * MIB))"
@@ -119,7 +124,7 @@ epoch1="$(kv volume/vol/epoch/replica1)"
 docker kill -s KILL "$R1" >/dev/null
 t_kill="$(now_ms)"
 log "SIGKILLed replica1 (epoch $epoch1)"
-wait_for "the controller reports degraded: 2 of 3" 30 level_is "degraded: 2 of 3"
+wait_for "the controller reports degraded: 2 of 3" 120 level_is "degraded: 2 of 3"
 wait_for "10 more writes after the kill" 60 sh -c "[ \$(docker exec $CLIENT awk -v t=$t_kill '\$1 == \"ok\" && \$5 >= t' $W1 | grep -c .) -ge 10 ]"
 if docker exec "$CLIENT" grep -q '^fail' "$W1"; then
     docker exec "$CLIENT" grep '^fail' "$W1" | head -5 >&2
@@ -134,7 +139,7 @@ docker start "$R1" >/dev/null
 t_start="$(now_ms)"
 wait_for "replica1 back with a new epoch" 60 sh -c "[ \"\$(docker exec $CONSUL_CTR curl -sf http://127.0.0.1:8500/v1/kv/volume/vol/epoch/replica1?raw)\" -gt $epoch1 ]"
 epoch1b="$(kv volume/vol/epoch/replica1)"
-wait_for "the controller reports healthy: 3 of 3 again" 90 level_is "healthy: 3 of 3"
+wait_for "the controller reports healthy: 3 of 3 again" 120 level_is "healthy: 3 of 3"
 t_sync="$(now_ms)"
 kv volume/vol/in-sync | grep -qx "replica-replica1 $epoch1b" || fail "in-sync set lacks replica1 epoch $epoch1b: $(kv volume/vol/in-sync)"
 ok "replica1 (epoch $epoch1b) re-attached, scrubbed and marked in sync"
@@ -159,8 +164,8 @@ ok "all $CHUNKS chunks read back as written"
 
 docker kill -s KILL "$R2" "$R3" >/dev/null
 log "SIGKILLed replica2 and replica3"
-wait_for "the controller reports critical" 30 level_is "critical: 1 of 3"
-wait_for "the controller is critical in consul" 30 passing_is volume 0
+wait_for "the controller reports critical" 120 level_is "critical: 1 of 3"
+wait_for "the controller is critical in consul" 120 passing_is volume 0
 status="$(docker exec "$CONTROLLER" autopilot status)"
 echo "$status" | grep -E '^volume +running +unhealthy' >/dev/null \
     || fail "autopilot status should show the volume job unhealthy: $status"
@@ -174,12 +179,12 @@ vio write 0x77 $((20 * MIB)) $MIB 2>/dev/null && fail "the client could write be
 ok "the client cannot write either"
 
 docker start "$R2" >/dev/null
-wait_for "the controller reports degraded: 2 of 3" 90 level_is "degraded: 2 of 3"
-wait_for "the controller passing again" 30 passing_is volume 1
+wait_for "the controller reports degraded: 2 of 3" 120 level_is "degraded: 2 of 3"
+wait_for "the controller passing again" 60 passing_is volume 1
 wait_for "the client writes again" 30 vio write 0x77 $((20 * MIB)) $MIB
 EXPECT[20]=0x77
 docker start "$R3" >/dev/null
-wait_for "the controller reports healthy: 3 of 3" 90 level_is "healthy: 3 of 3"
+wait_for "the controller reports healthy: 3 of 3" 120 level_is "healthy: 3 of 3"
 verify_all || fail "the volume does not read back what was written"
 ok "all $CHUNKS chunks read back as written"
 sums="$(image_sums)"
@@ -205,7 +210,7 @@ docker logs "$CONTROLLER" 2>&1 | grep -q "quorum of 3 replicas built" \
 ok "the restarted controller built its quorum from the in-sync set"
 verify_all || fail "the volume does not read back what was written before the controller died"
 ok "every pattern written before reads back"
-wait_for "the controller reports healthy: 3 of 3" 30 level_is "healthy: 3 of 3"
+wait_for "the controller reports healthy: 3 of 3" 120 level_is "healthy: 3 of 3"
 
 # ------------------------------------------------------------------ 5. clean stop
 
