@@ -11,6 +11,7 @@ mod it_exit_codes;
 mod it_harness;
 mod it_kv;
 mod it_leader;
+mod it_migrate;
 mod it_reaping;
 mod it_reload_watches;
 mod it_shutdown;

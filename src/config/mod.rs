@@ -16,6 +16,7 @@ pub mod error;
 pub mod hooks;
 pub mod migrate;
 pub mod model;
+pub mod quirks;
 pub mod source;
 pub mod suggest;
 pub mod template;
@@ -199,6 +200,9 @@ pub fn load_str_with(
     };
     let mut loaded = parse_labelled(&rendered, &label, &input)?;
     loaded.path = PathBuf::from(origin);
+    loaded
+        .warnings
+        .extend(quirks::env_value_warnings(raw, origin, env));
     if loaded.config.signals == SignalMode::V3 && !input.app.is_empty() {
         let mut warning = Diagnostic::unlocated(
             "the command line",
@@ -265,9 +269,12 @@ pub fn parse_str(rendered: &str, origin: &str) -> Result<Loaded, ConfigError> {
 
 fn parse_labelled(rendered: &str, label: &str, input: &v2::Input) -> Result<Loaded, ConfigError> {
     let mut rep = Reporter::new(rendered, label);
-    let config = source::parse_into(&mut rep).map(|root| match version::detect(&root) {
-        Version::V3 => decode::decode(&root, &mut rep),
-        Version::V2 { .. } => v2::translate(&root, input, &mut rep),
+    let config = source::parse_into(&mut rep).map(|root| {
+        quirks::event_warnings(&root, &mut rep);
+        match version::detect(&root) {
+            Version::V3 => decode::decode(&root, &mut rep),
+            Version::V2 { .. } => v2::translate(&root, input, &mut rep),
+        }
     });
     let failed = rep.has_errors();
     let diagnostics = rep.into_diagnostics();
@@ -340,5 +347,7 @@ fn read(path: &Path, file: &str) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod corpus_tests;
+#[cfg(test)]
+mod migration_tests;
 #[cfg(test)]
 mod tests;

@@ -172,7 +172,10 @@ pub fn string_list(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Op
 /// A command: a string split on whitespace, or an array taken as is.
 pub fn exec(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<Exec> {
     let words = match &v.value {
-        Value::String(s) => s.split_whitespace().map(str::to_string).collect::<Vec<_>>(),
+        Value::String(s) => {
+            crate::config::quirks::exec_string(s, v.span(), path, rep);
+            s.split_whitespace().map(str::to_string).collect::<Vec<_>>()
+        }
         Value::Array(_) => string_list(v, path, rep)?,
         other => {
             rep.error(

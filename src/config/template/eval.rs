@@ -8,12 +8,22 @@ use super::value::{self, Value};
 use super::{funcs, printf};
 
 pub(super) fn execute(nodes: &[Node], env: &HashMap<String, String>) -> Result<String, PosError> {
+    execute_with(nodes, env, env)
+}
+
+/// [`execute`] with `data` as dot (what `.NAME` reads) and `env` for the `env`
+/// function: ContainerPilot read the two differently (see `quirks`).
+pub(super) fn execute_with<'a>(
+    nodes: &[Node],
+    data: &'a HashMap<String, String>,
+    env: &'a HashMap<String, String>,
+) -> Result<String, PosError> {
     let mut exec = Exec {
         env,
-        vars: vec![("$".to_string(), Value::Env(env))],
+        vars: vec![("$".to_string(), Value::Env(data))],
         out: String::new(),
     };
-    exec.walk(nodes, &Value::Env(env))?;
+    exec.walk(nodes, &Value::Env(data))?;
     Ok(exec.out)
 }
 

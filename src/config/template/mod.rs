@@ -57,6 +57,17 @@ pub fn render(source: &str, env: &HashMap<String, String>) -> Result<String, Tem
     eval::execute(&tree, env).map_err(|e| e.locate(source))
 }
 
+/// Renders `source` as ContainerPilot did: `.NAME` reads `data` (its parsed
+/// environment), while the `env` function reads the real environment `env`.
+pub fn render_split(
+    source: &str,
+    data: &HashMap<String, String>,
+    env: &HashMap<String, String>,
+) -> Result<String, TemplateError> {
+    let tree = parse::parse(source).map_err(|e| e.locate(source))?;
+    eval::execute_with(&tree, data, env).map_err(|e| e.locate(source))
+}
+
 /// An error at a byte offset of the source; turned into line and column only
 /// when it leaves the module, so the inner stages just carry offsets around.
 #[derive(Debug)]
