@@ -46,8 +46,9 @@ level_is() { consul /v1/health/checks/volume | jq -e --arg l "$1" 'any(.[]; (.Ch
 # ms since the epoch of the first controller log line (after $2 ms) matching $1
 log_ms() {
     local line
+    # (No early exit in the pipeline: pipefail would take SIGPIPE for a failure.)
     line="$(docker logs "$CONTROLLER" 2>&1 | grep -E "$1" | while read -r ts _; do
-        t="$(date -d "$ts" +%s%3N)"; [ "$t" -ge "$2" ] && { echo "$t"; break; }; done)"
+        t="$(date -d "$ts" +%s%3N)"; if [ "$t" -ge "$2" ]; then echo "$t"; fi; done | sed -n 1p)"
     echo "${line:-0}"
 }
 stats() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) {print "n/a"; exit} printf "median %d ms, max %d ms (n=%d)", a[int((NR + 1) / 2)], a[NR], NR}'; }

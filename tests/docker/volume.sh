@@ -55,8 +55,8 @@ verify_all() {
     local cmds=() i
     for ((i = 0; i < CHUNKS; i++)); do cmds+=(-c "read -P ${EXPECT[$i]} $((i * MIB)) $MIB"); done
     local out
-    out="$(vio qemu-io "${cmds[@]}" 2>&1)" || { echo "$out" | grep -i fail | head -5; return 1; }
-    if echo "$out" | grep -qi fail; then echo "$out" | grep -i fail | head -5; return 1; fi
+    out="$(vio qemu-io "${cmds[@]}" 2>&1)" || { grep -i -m5 fail <<<"$out"; return 1; }
+    if grep -qi fail <<<"$out"; then grep -i -m5 fail <<<"$out"; return 1; fi
     [ "$(echo "$out" | grep -c '^read ')" -eq "$CHUNKS" ]
 }
 
@@ -130,7 +130,7 @@ status_shows() { # JOB HEALTH...: `autopilot status` in the controller shows eac
     out="$(docker exec "$CONTROLLER" autopilot status)"
     echo "$out"
     while [ $# -gt 0 ]; do
-        echo "$out" | grep -Eq "^$1 +running +$2 " || return 1
+        echo "$out" | grep -E "^$1 +running +$2 " >/dev/null || return 1
         shift 2
     done
 }
@@ -142,7 +142,7 @@ if docker exec "$CLIENT" grep -q '^fail' "$W1"; then
 fi
 stall="$(docker exec "$CLIENT" awk -v t="$t_kill" '$1 == "ok" && $5 + $6 >= t {if ($6 > m) m = $6} END {print m + 0}' "$W1")"
 ok "no write failed with a replica SIGKILLed (longest write around the kill: ${stall} ms)"
-grep -q "replica-replica1" <(kv volume/vol/in-sync) && fail "replica1 is still in the in-sync set: $(kv volume/vol/in-sync)"
+kv volume/vol/in-sync | grep "replica-replica1" >/dev/null && fail "replica1 is still in the in-sync set: $(kv volume/vol/in-sync)"
 ok "replica1 marked out of the in-sync set in KV"
 
 docker start "$R1" >/dev/null
@@ -152,7 +152,7 @@ epoch1b="$(kv volume/vol/epoch/replica1)"
 wait_for "the controller reports healthy: 3 of 3 again" 120 level_is "healthy: 3 of 3"
 wait_for "autopilot status: volume healthy, redundancy healthy" 30 status_shows volume healthy redundancy healthy
 t_sync="$(now_ms)"
-kv volume/vol/in-sync | grep -qx "replica-replica1 $epoch1b" || fail "in-sync set lacks replica1 epoch $epoch1b: $(kv volume/vol/in-sync)"
+kv volume/vol/in-sync | grep -x "replica-replica1 $epoch1b" >/dev/null || fail "in-sync set lacks replica1 epoch $epoch1b: $(kv volume/vol/in-sync)"
 ok "replica1 (epoch $epoch1b) re-attached, scrubbed and marked in sync"
 during="$(writes_after "$W1" "$t_start")"
 wait_for "the writer goes on after the rebuild" 30 sh -c "[ \$(docker exec $CLIENT awk -v t=$t_sync '\$1 == \"ok\" && \$5 >= t' $W1 | grep -c .) -ge 5 ]"
@@ -213,7 +213,8 @@ ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}
 [ "$target" = "$ip:10809" ] || fail "the client resolved $target, the controller is at $ip:10809"
 wait_for "the first read after the restart" 60 vio read "${EXPECT[0]}" 0 $MIB
 ok "first I/O $(($(now_ms) - t_restart)) ms after the controller restarted, at $target"
-docker logs "$CONTROLLER" 2>&1 | grep -q "quorum of 3 replicas built" \
+docker logs "$CONTROLLER" >"$LOGS/controller.log" 2>&1
+grep -q "quorum of 3 replicas built" "$LOGS/controller.log" \
     || fail "the restarted controller did not rebuild its quorum from the in-sync set"
 ok "the restarted controller built its quorum from the in-sync set"
 verify_all || fail "the volume does not read back what was written before the controller died"
