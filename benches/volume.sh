@@ -33,7 +33,7 @@ COMPOSE=(docker-compose -f "$EXAMPLE/docker-compose.yml" -p "$PROJECT")
 export VOLUME_CONSUL_PORT="" VOLUME_NBD_PORT="" VOLUME_SIZE="${VOLUME_SIZE:-256M}" VOLUME_CONSUL_LOG_LEVEL=debug
 ROUNDS="${ROUNDS:-3}"
 IDLE_SECS="${IDLE_SECS:-60}"
-TEST_NAME=volume-bench
+# shellcheck source=tests/docker/lib.sh
 # shellcheck source=tests/docker/lib.sh
 . tests/docker/lib.sh
 need_docker
@@ -70,7 +70,6 @@ log "volume of $((size / 1048576)) MiB written with 0x5a; machine load: $(cut -d
 
 # ------------------------------------------------------------------ idle
 log "idle: counting Consul requests for ${IDLE_SECS}s"
-since="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 sleep 5
 from="$(date -u +%s)"
 sleep "$IDLE_SECS"

@@ -1,5 +1,6 @@
 # Shared by the volume example's scripts (POSIX sh: busybox or dash). Sourced,
 # never run. Settings come from the container's environment (docker-compose.yml).
+# shellcheck disable=SC2034  # the variables are for the scripts that source this
 
 VOLUME="${VOLUME:-vol}"                     # the volume's name (KV prefix, export name)
 KV="volume/$VOLUME"                         # its state in Consul KV
@@ -7,6 +8,8 @@ REPLICAS="${VOLUME_REPLICAS:-3}"            # replicas the volume is configured 
 THRESHOLD=$((REPLICAS / 2 + 1))             # quorum vote-threshold: a majority
 SIZE="${VOLUME_SIZE:-256M}"                 # a replica's image size (truncate syntax)
 CONSUL="${CONSUL:-consul:8500}"
+# This container's name: autopilot's service IDs are <job>-<hostname>.
+HOST="${HOSTNAME:-$(hostname)}"
 # Where `autopilot kv` and `autopilot meta` find the agent.
 export CONSUL_HTTP_ADDR="${CONSUL_HTTP_ADDR:-$CONSUL}"
 NBD_PORT=10809                              # replicas and the controller serve NBD here
