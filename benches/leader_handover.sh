@@ -12,7 +12,7 @@
 #
 # check fails  the leader's health check starts failing (a file appears);
 #              measured to the moment the other instance is elected, as
-#              autopilot records it (status `since_ms`), and, inside that, the
+#              autopilot records it (status `sinceMs`), and, inside that, the
 #              hand-over proper: old leader deposed -> new leader elected
 #              (about the lock-delay). Median and max over RUNS hand-overs.
 # killed       the leader's autopilot and its job get SIGKILL (a container
@@ -92,9 +92,9 @@ def check_fails(consul):
         t0 = time.time()
         open(f"{work}/sick-{leader}", "w").close()
         new = wait_for(f"hand-over {i}", TTL + LOCK_DELAY + 10, lambda: role(other) == "leader" and other)
-        elected_ms = status(new)["leader"]["since_ms"]
+        elected_ms = status(new)["leader"]["sinceMs"]
         old = status(leader)["leader"]
-        deposed_since = old["since_ms"] if old["role"] != "leader" else None
+        deposed_since = old["sinceMs"] if old["role"] != "leader" else None
         total.append(elected_ms / 1000 - t0)
         if deposed_since:
             handover.append((elected_ms - deposed_since) / 1000)
@@ -120,7 +120,7 @@ def killed(consul):
         try: os.kill(job_pid, signal.SIGKILL)
         except (OSError, TypeError): pass
         wait_for(f"hand-over after kill {i}", 2 * TTL + LOCK_DELAY + 15, lambda: role(other) == "leader")
-        took.append(status(other)["leader"]["since_ms"] / 1000 - t0)
+        took.append(status(other)["leader"]["sinceMs"] / 1000 - t0)
         aps[leader] = start_autopilot(leader, config(consul))
         wait_for("the killed instance back as a candidate", 30, lambda: role(leader) == "candidate")
         leader = other

@@ -21,8 +21,9 @@ export DEBIAN_FRONTEND=noninteractive
 # What we unpack must be found by the checks below (and by the tests).
 case ":$PATH:" in *":$DEPS_BIN:"*) ;; *) export PATH="$DEPS_BIN:$PATH" ;; esac
 
-# Debian packages the tests use (checked with dpkg-query, installed if missing).
-APT_PACKAGES=(util-linux tini dumb-init iproute2 procps curl debootstrap)
+# Debian packages the tests use (checked with dpkg-query, installed if missing);
+# groff renders the man page, zsh and fish check the completion scripts.
+APT_PACKAGES=(util-linux tini dumb-init iproute2 procps curl debootstrap groff-base zsh fish)
 
 log() { echo "install-deps: $*"; }
 die() { echo "install-deps: ERROR: $*" >&2; exit 1; }
@@ -79,10 +80,11 @@ fi
 # ---------------------------------------------------------------- Python packages
 # tests/k8s/validate.py checks examples/kubernetes offline: PyYAML reads the
 # manifests, kubernetes-validate checks them against the Kubernetes OpenAPI
-# schemas it bundles (no cluster, no network). Installed for the `python3` on
+# schemas it bundles (no cluster, no network); jsonschema checks the corpus against
+# autopilot.schema.json (src/config/corpus_tests.rs). Installed for the `python3` on
 # PATH, the one the tests run, and only when an import fails.
-PY_PACKAGES=(PyYAML kubernetes-validate)
-PY_MODULES=(yaml kubernetes_validate)
+PY_PACKAGES=(PyYAML kubernetes-validate jsonschema)
+PY_MODULES=(yaml kubernetes_validate jsonschema)
 if ! command -v python3 >/dev/null 2>&1; then
     need_root python3
     apt_update_once
@@ -205,8 +207,13 @@ derive_source() {
     return 1
 }
 
+# The version is read into a variable first: under pipefail a pipe that closes
+# early (head, grep -q) can make a working consul look missing.
 consul_ok() {
-    command -v consul >/dev/null 2>&1 && consul version 2>/dev/null | head -1 | grep -q '^Consul v'
+    local version
+    command -v consul >/dev/null 2>&1 || return 1
+    version="$(consul version 2>/dev/null)" || return 1
+    case "$version" in "Consul v"*) return 0 ;; *) return 1 ;; esac
 }
 
 if ! consul_ok; then

@@ -4,6 +4,16 @@
 //! (`-config`, `-version`, `-putenv k=v`), which clap does not accept as long
 //! flags, so this small parser handles both `-flag` and `--flag`, with the
 //! value as the next word or after `=`.
+//!
+//! The subcommands and flags are defined once, in [`spec`]; help, the shell
+//! completions and the man page are rendered from that table.
+
+pub mod completions;
+pub mod explain;
+pub mod help;
+pub mod man;
+pub mod schema;
+pub mod spec;
 
 use std::path::PathBuf;
 
@@ -12,8 +22,11 @@ use std::path::PathBuf;
 pub enum Action {
     /// Supervise the config's jobs (the default).
     Run,
-    /// Validate the config and print the plan, without running anything.
-    Check,
+    /// Validate the config and print the plan, without running anything;
+    /// `strict`: warnings fail too.
+    Check {
+        strict: bool,
+    },
     /// Print the rendered config (`-template`), to `-out` or stdout.
     Template {
         out: Option<PathBuf>,
@@ -23,11 +36,20 @@ pub enum Action {
         out: Option<PathBuf>,
     },
     Version,
-    Help,
+    /// Help for every command, or for one.
+    Help(Option<&'static spec::Command>),
+    /// A shell completion script (`bash`, `zsh`, `fish`).
+    Completions(String),
+    /// The manual page, in roff.
+    Man,
+    /// A JSON Schema of the config file.
+    Schema,
     /// Ask a running autopilot something through its control socket.
     Control(ControlCommand),
     /// `kv`, `lock`, `tags`, `meta`: coordination commands for hooks.
     Coordination(crate::coordination::cli::Command),
+    /// `events`: what a running autopilot did and does (its own flags).
+    Events(crate::control::events::Options),
 }
 
 /// A request to a running autopilot: ContainerPilot's flags (`-putenv k=v`,
@@ -46,6 +68,11 @@ pub enum ControlCommand {
     /// Print the jobs and watches, as a table or (`-json`) as JSON.
     Status {
         json: bool,
+    },
+    /// Send a signal (a name or number, as written) to a job's process group.
+    Signal {
+        job: String,
+        signal: String,
     },
 }
 
@@ -66,53 +93,9 @@ pub struct UsageError(pub String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}\nRun `autopilot -help` for usage.", self.0)
+        write!(f, "{}\nRun `autopilot help` for usage.", self.0)
     }
 }
-
-pub const USAGE: &str = "\
-autopilot: an in-container supervisor for the Autopilot Pattern (ContainerPilot compatible)
-
-Usage:
-  autopilot [-config FILE] [APP ARGS...]   run the config's jobs (as the container's ENTRYPOINT);
-                                           a ContainerPilot 2 config takes its app after the flags
-  autopilot check [-config FILE] [APP ARGS...]
-                                           validate the config and print the plan; runs nothing
-  autopilot -template [-config FILE] [-out FILE]
-                                           print the config after template rendering
-  autopilot migrate [-config FILE] [-out FILE] [APP ARGS...]
-                                           write the config (ContainerPilot 2 too) as ContainerPilot 3 JSON5
-  autopilot -version                       print the version
-
-Talking to a running autopilot (through its control socket):
-  autopilot status [-json]                 show jobs (state, pid, restarts, health, last exit) and watches
-  autopilot -putenv NAME=VALUE ...         set environment values for processes started from now on
-                                           (-putenv NAME or NAME= unsets; repeatable)
-  autopilot -putmetric NAME=VALUE ...      add to a counter, set a gauge, observe a histogram/summary
-  autopilot -reload                        re-read the config file; unchanged jobs keep running
-  autopilot -maintenance enable|disable    deregister every service and pause health checks, or resume
-  autopilot -ping                          check that autopilot answers
-  autopilot tags JOB [add|remove|set TAG... | reset]
-                                           print or change a running service's Consul tags (no reload)
-  autopilot meta JOB [set KEY=VALUE... | remove KEY... | reset]
-                                           print or change its service meta
-  Each also works as a subcommand: `autopilot putenv A=1 B=2`, `autopilot maintenance enable`, ...
-  The socket is -socket PATH, else $AUTOPILOT_CONTROL_SOCKET, else the config's control.socket,
-  else /var/run/containerpilot.socket.
-
-Coordination for hooks (Consul address, token and TLS from -config, $CONTAINERPILOT or CONSUL_*):
-  autopilot kv get KEY | put KEY [VALUE] | cas KEY OLD NEW | delete KEY
-                                           read and write Consul KV (put without VALUE reads stdin;
-                                           cas OLD \"\" matches a missing key)
-  autopilot lock acquire KEY [VALUE] | release KEY | holder KEY
-                                           a lock held until released (holder: $HOSTNAME)
-  Exit codes: 0 done; 1 no (failed cas, held lock, no such key); 2 usage; 3 Consul unreachable
-  or refusing. Put `--` before a value that starts with '-'.
-
-The config file comes from -config (or --config), else from $CONTAINERPILOT; either may also
-hold the JSON itself, or a path prefixed with file://, as ContainerPilot 2 allowed.
-Flags take one or two dashes, and their value as the next word or after '='.
-";
 
 const FLAGS_WITH_VALUE: [&str; 6] = [
     "config",
@@ -122,14 +105,19 @@ const FLAGS_WITH_VALUE: [&str; 6] = [
     "putmetric",
     "maintenance",
 ];
-const SWITCHES: [&str; 7] = ["version", "template", "help", "h", "reload", "ping", "json"];
-const SUBCOMMANDS: [&str; 15] = [
+const SWITCHES: [&str; 8] = [
+    "version", "template", "help", "h", "reload", "ping", "json", "strict",
+];
+const SUBCOMMANDS: [&str; 21] = [
     "run",
+    "events",
     "check",
+    "template",
     "migrate",
     "version",
     "help",
     "status",
+    "signal",
     "putenv",
     "putmetric",
     "reload",
@@ -139,11 +127,23 @@ const SUBCOMMANDS: [&str; 15] = [
     "lock",
     "tags",
     "meta",
+    "completions",
+    "man",
+    "schema",
 ];
 /// Subcommands that take their arguments as the words that follow.
-const SUBCOMMANDS_WITH_ARGS: [&str; 3] = ["putenv", "putmetric", "maintenance"];
+const SUBCOMMANDS_WITH_ARGS: [&str; 6] = [
+    "putenv",
+    "putmetric",
+    "maintenance",
+    "signal",
+    "completions",
+    "help",
+];
 /// Subcommands that take no words at all (an app command line makes no sense).
-const SUBCOMMANDS_WITHOUT_ARGS: [&str; 3] = ["status", "reload", "ping"];
+const SUBCOMMANDS_WITHOUT_ARGS: [&str; 7] = [
+    "status", "reload", "ping", "man", "schema", "version", "template",
+];
 
 /// Control requests as written, before validation.
 #[derive(Default)]
@@ -151,21 +151,53 @@ struct ControlWords {
     putenv: Vec<String>,
     putmetric: Vec<String>,
     maintenance: Vec<String>,
+    /// `signal JOB SIGNAL`.
+    signal: Vec<String>,
     reload: bool,
     ping: bool,
     status: bool,
     json: bool,
 }
 
+/// Whether `word` names a program that can run: a path to a file, or a
+/// name found on `PATH`. The first word that is not a subcommand is a
+/// ContainerPilot 2 app only if it is one.
+pub fn is_program(word: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if word.contains('/') {
+        return executable(std::path::Path::new(word));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(word))))
+}
+
+/// Parses the command line; the first free word is an app only if
+/// [`is_program`] says so.
 pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
+    parse_with(args, &is_program)
+}
+
+/// [`parse`], with the test for "is this word a program" given.
+pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<Cli, UsageError> {
+    // `autopilot events` parses its own flags (see control::events).
+    if args.first().is_some_and(|a| a == "events") {
+        return crate::control::events::parse_args(&args[1..]);
+    }
     let mut config = None;
     let mut out = None;
     let mut socket = None;
     let mut template = false;
     let mut version = false;
     let mut help = false;
+    let mut strict = false;
     let mut control = ControlWords::default();
     let mut subcommand: Option<String> = None;
+    // The words of `help CMD` and `completions SHELL`.
+    let mut words: Vec<String> = Vec::new();
     let mut rest = Vec::new();
     // The words of a coordination subcommand (`kv put KEY VALUE`).
     let mut coordination: Vec<String> = Vec::new();
@@ -180,6 +212,8 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
             // command's words), even words like `-x`.
             if is_coordination(subcommand.as_deref()) {
                 coordination.extend(args[i..].iter().cloned());
+            } else if subcommand.as_deref() == Some("signal") {
+                control.signal.extend(args[i..].iter().cloned());
             } else {
                 rest.extend(args[i..].iter().cloned());
             }
@@ -187,10 +221,15 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
         }
         let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
             match subcommand.as_deref() {
-                None if SUBCOMMANDS.contains(&arg.as_str()) => subcommand = Some(arg.clone()),
+                None if SUBCOMMANDS.contains(&arg.as_str()) || spec::command(arg).is_some() => {
+                    subcommand = Some(arg.clone())
+                }
+                None if !is_program(arg) => return Err(unknown_command(arg)),
                 Some("putenv") => control.putenv.push(arg.clone()),
                 Some("putmetric") => control.putmetric.push(arg.clone()),
                 Some("maintenance") => control.maintenance.push(arg.clone()),
+                Some("signal") => control.signal.push(arg.clone()),
+                Some("help" | "completions") => words.push(arg.clone()),
                 sub if is_coordination(sub) => coordination.push(arg.clone()),
                 Some(sub) if SUBCOMMANDS_WITHOUT_ARGS.contains(&sub) => {
                     return Err(UsageError(format!(
@@ -236,6 +275,7 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
                 "reload" => control.reload = true,
                 "ping" => control.ping = true,
                 "json" => control.json = true,
+                "strict" => strict = true,
                 _ => help = true,
             }
         } else {
@@ -249,20 +289,72 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
             return Err(UsageError(format!("unknown flag {arg}{hint}")));
         }
     }
+    // `CMD -help` and `help CMD`: that command's help, whatever else was given.
+    if help || subcommand.as_deref() == Some("help") {
+        let topic = match (subcommand.as_deref(), words.as_slice()) {
+            (Some("help"), [word]) => Some(spec::command(word).ok_or_else(|| {
+                let hint = spec::closest_command(word)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                UsageError(format!("no command `{word}` to explain{hint}"))
+            })?),
+            (Some("help"), [_, extra, ..]) => {
+                return Err(UsageError(format!(
+                    "`autopilot help` takes one command name, got also {extra:?}"
+                )));
+            }
+            (Some("help"), []) if !help => None,
+            (Some(sub), _) => spec::command(sub),
+            (None, _) => None,
+        };
+        return Ok(Cli {
+            action: Action::Help(topic),
+            config,
+            socket,
+            rest,
+        });
+    }
+    if strict && subcommand.as_deref() != Some("check") {
+        return Err(UsageError(
+            "-strict only applies to `autopilot check`".into(),
+        ));
+    }
     match subcommand.as_deref() {
         Some("status") => control.status = true,
         Some("reload") => control.reload = true,
         Some("ping") => control.ping = true,
+        Some("completions") => {
+            let shells = completions::SHELLS.join(", ");
+            return match words.as_slice() {
+                [shell] if completions::SHELLS.contains(&shell.as_str()) => Ok(Cli {
+                    action: Action::Completions(shell.clone()),
+                    config,
+                    socket,
+                    rest,
+                }),
+                [] => Err(UsageError(format!(
+                    "`autopilot completions` needs a shell: one of {shells}"
+                ))),
+                [shell] => Err(UsageError(format!(
+                    "no completions for {shell:?}: choose one of {shells}"
+                ))),
+                [_, extra, ..] => Err(UsageError(format!(
+                    "`autopilot completions` takes one shell, got also {extra:?}"
+                ))),
+            };
+        }
         Some(sub) if SUBCOMMANDS_WITH_ARGS.contains(&sub) => {
             let given = match sub {
                 "putenv" => &control.putenv,
                 "putmetric" => &control.putmetric,
+                "signal" => &control.signal,
                 _ => &control.maintenance,
             };
             if given.is_empty() {
                 let example = match sub {
                     "putenv" => "autopilot putenv NAME=VALUE",
                     "putmetric" => "autopilot putmetric NAME=VALUE",
+                    "signal" => "autopilot signal JOB HUP",
                     _ => "autopilot maintenance enable",
                 };
                 return Err(UsageError(format!(
@@ -274,7 +366,7 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
     }
     let request = control_command(control)?;
     if let Some(sub) = subcommand.as_deref().filter(|s| is_coordination(Some(s))) {
-        if help || version || template || request.is_some() {
+        if version || template || request.is_some() {
             return Err(UsageError(format!(
                 "`autopilot {sub}` takes no other request; run autopilot once per request"
             )));
@@ -293,13 +385,20 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
         )));
     }
     let action = match subcommand.as_deref() {
-        _ if help => Action::Help,
-        Some("help") => Action::Help,
+        // In the command table (so it has help) but not handled above.
+        Some(sub) if !SUBCOMMANDS.contains(&sub) => {
+            return Err(UsageError(format!(
+                "`autopilot {sub}` is not available in this build"
+            )));
+        }
         _ if version => Action::Version,
         Some("version") => Action::Version,
         _ if request.is_some() => Action::Control(request.expect("checked")),
-        Some("check") => Action::Check,
+        Some("check") => Action::Check { strict },
         Some("migrate") => Action::Migrate { out },
+        Some("man") => Action::Man,
+        Some("schema") => Action::Schema,
+        Some("template") => Action::Template { out },
         _ if template => Action::Template { out },
         _ => Action::Run,
     };
@@ -309,6 +408,17 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
         socket,
         rest,
     })
+}
+
+/// A first word that is neither a subcommand nor a program.
+fn unknown_command(word: &str) -> UsageError {
+    let hint = spec::closest_command(word)
+        .map(|close| format!("; did you mean `{close}`?"))
+        .unwrap_or_default();
+    UsageError(format!(
+        "unknown command `{word}`: not an autopilot command, nor a program to run \
+         (a path, or a name on PATH){hint}"
+    ))
 }
 
 /// Validates the control requests; at most one kind per invocation.
@@ -321,6 +431,7 @@ fn control_command(words: ControlWords) -> Result<Option<ControlCommand>, UsageE
         (words.reload, "-reload"),
         (words.ping, "-ping"),
         (words.status, "status"),
+        (!words.signal.is_empty(), "signal"),
     ] {
         if given {
             asked.push(name);
@@ -369,6 +480,18 @@ fn control_command(words: ControlWords) -> Result<Option<ControlCommand>, UsageE
             }
             ControlCommand::Maintenance(first)
         }
+        Some("signal") => match words.signal.as_slice() {
+            [job, signal] => ControlCommand::Signal {
+                job: job.clone(),
+                signal: signal.clone(),
+            },
+            _ => {
+                return Err(UsageError(format!(
+                    "`autopilot signal` takes a job and a signal, e.g. `autopilot signal app HUP`; got {}",
+                    words.signal.join(" ")
+                )));
+            }
+        },
         Some("-reload") => ControlCommand::Reload,
         Some("-ping") => ControlCommand::Ping,
         _ => ControlCommand::Status { json: words.json },
@@ -404,8 +527,112 @@ fn metric_pair(word: &str) -> Result<(String, String), UsageError> {
 mod tests {
     use super::*;
 
+    /// Parses with absolute paths as the only programs.
     fn p(args: &[&str]) -> Result<Cli, UsageError> {
-        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse_with(
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &|w| w.starts_with('/'),
+        )
+    }
+
+    #[test]
+    fn help_for_one_command_in_every_form() {
+        let check = spec::command("check");
+        for args in [
+            &["help", "check"][..],
+            &["check", "-help"],
+            &["check", "--help"],
+            &["check", "-h"],
+            &["check", "-config", "x", "-h"],
+        ] {
+            assert_eq!(p(args).unwrap().action, Action::Help(check), "{args:?}");
+        }
+        assert_eq!(
+            p(&["kv", "--help"]).unwrap().action,
+            Action::Help(spec::command("kv"))
+        );
+        assert_eq!(p(&["help"]).unwrap().action, Action::Help(None));
+        assert_eq!(p(&["-help"]).unwrap().action, Action::Help(None));
+        let e = p(&["help", "stauts"]).unwrap_err().0;
+        assert!(e.contains("did you mean `status`?"), "{e}");
+    }
+
+    #[test]
+    fn unknown_commands_are_errors_unless_programs() {
+        let e = p(&["stauts"]).unwrap_err().0;
+        assert!(e.contains("unknown command `stauts`"), "{e}");
+        assert!(e.contains("did you mean `status`?"), "{e}");
+        let c = p(&["/bin/app", "-x"]).unwrap();
+        assert_eq!(
+            (c.action, c.rest),
+            (Action::Run, vec!["/bin/app".into(), "-x".into()])
+        );
+        let c = p(&["run", "-config", "v2.json", "app", "-x"]).unwrap();
+        assert_eq!(
+            (c.action, c.rest),
+            (Action::Run, vec!["app".into(), "-x".into()])
+        );
+        // After `--` anything goes: the word is the command to run.
+        assert_eq!(p(&["--", "stauts"]).unwrap().rest, vec!["stauts"]);
+    }
+
+    #[test]
+    fn signal_strict_and_generated_files() {
+        assert_eq!(
+            p(&["signal", "web", "HUP"]).unwrap().action,
+            Action::Control(ControlCommand::Signal {
+                job: "web".into(),
+                signal: "HUP".into()
+            })
+        );
+        assert!(
+            p(&["signal", "web"])
+                .unwrap_err()
+                .0
+                .contains("a job and a signal")
+        );
+        assert_eq!(
+            p(&["check", "-strict"]).unwrap().action,
+            Action::Check { strict: true }
+        );
+        assert!(p(&["-strict"]).unwrap_err().0.contains("only applies"));
+        assert_eq!(
+            p(&["completions", "zsh"]).unwrap().action,
+            Action::Completions("zsh".into())
+        );
+        assert!(
+            p(&["completions", "tcsh"])
+                .unwrap_err()
+                .0
+                .contains("choose one of")
+        );
+        assert_eq!(p(&["man"]).unwrap().action, Action::Man);
+        assert_eq!(p(&["schema"]).unwrap().action, Action::Schema);
+        assert_eq!(
+            p(&["template", "-out", "o"]).unwrap().action,
+            Action::Template {
+                out: Some("o".into())
+            }
+        );
+    }
+
+    #[test]
+    fn every_subcommand_is_in_the_spec() {
+        for sub in SUBCOMMANDS {
+            assert!(spec::command(sub).is_some(), "{sub} has no spec entry");
+        }
+        for flag in FLAGS_WITH_VALUE {
+            assert!(
+                spec::flag(flag).is_some_and(|f| f.value.is_some()),
+                "{flag}"
+            );
+        }
+        for flag in SWITCHES {
+            assert!(
+                spec::flag(flag).is_some_and(|f| f.value.is_none()),
+                "{flag}"
+            );
+        }
     }
 
     #[test]
@@ -419,7 +646,7 @@ mod tests {
     #[test]
     fn subcommands() {
         let c = p(&["check", "-config", "x.json5"]).unwrap();
-        assert_eq!(c.action, Action::Check);
+        assert_eq!(c.action, Action::Check { strict: false });
         assert_eq!(c.config.as_deref(), Some("x.json5"));
         assert_eq!(
             p(&["-template", "-out", "o.json"]).unwrap().action,
@@ -545,7 +772,8 @@ mod tests {
         assert!(e(&["putenv"]).contains("needs an argument"));
         assert!(e(&["status", "extra"]).contains("takes no argument"));
         assert!(e(&["-json"]).contains("only applies"));
-        assert!(e(&["-ping", "extra"]).contains("unexpected argument \"extra\""));
+        assert!(e(&["-ping", "/bin/extra"]).contains("unexpected argument \"/bin/extra\""));
+        assert!(e(&["-ping", "extra"]).contains("unknown command `extra`"));
         assert!(e(&["-relaod"]).contains("did you mean -reload?"));
     }
 

@@ -5,6 +5,8 @@
 //! that falls behind loses the oldest events (it gets `Lagged(n)`, which the job
 //! logs and counts). Jobs never do slow work inline, so in practice none lags.
 
+use crate::journal::Journal;
+use serde_json::{Map, Value};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -142,6 +144,8 @@ pub struct Bus {
     tx: broadcast::Sender<Event>,
     published: Arc<AtomicU64>,
     lost: Arc<AtomicU64>,
+    /// Every event, with its details, for people watching (`autopilot events`).
+    journal: Arc<Journal>,
 }
 
 impl Default for Bus {
@@ -157,15 +161,29 @@ impl Bus {
             tx,
             published: Arc::new(AtomicU64::new(0)),
             lost: Arc::new(AtomicU64::new(0)),
+            journal: Arc::default(),
         }
     }
 
     /// Publishes to every current subscriber. Never blocks.
     pub fn publish(&self, event: Event) {
+        self.publish_with(event, Map::new());
+    }
+
+    /// [`Bus::publish`], with details for the journal (an exit's code, a
+    /// watch's added and removed instances); subscribers get the event alone.
+    pub fn publish_with(&self, event: Event, details: Map<String, Value>) {
         log::debug!("event: {event}");
+        self.journal
+            .event(&event.source, event.code.as_str(), details);
         self.published.fetch_add(1, Ordering::Relaxed);
         // An error only means nobody is subscribed, which is fine.
         let _ = self.tx.send(event);
+    }
+
+    /// The record of what happened, for the control socket.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

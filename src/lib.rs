@@ -7,13 +7,14 @@
 //! - [`supervisor`]: PID-1 duties, signals, shutdown sequence, exit code;
 //! - [`jobs`]: each job's state machine, runner and health checks;
 //! - [`events`]: the ordered, non-blocking event bus;
+//! - [`journal`]: the recent events and job state changes, for `autopilot events`;
 //! - [`process`]: spawning in process groups and the single reaper;
 //! - [`environ`]: the environment handed to children;
 //! - [`discovery`]: service registration (Consul);
 //! - [`coordination`]: leader election, KV and lock commands, live service tags;
 //! - [`control`]: the control socket (HTTP over a unix socket) and its subcommands;
 //! - [`telemetry`]: Prometheus metrics and the telemetry endpoint;
-//! - [`logging`]: log formats.
+//! - [`logging`]: log formats, written off the runtime thread from a bounded queue.
 
 pub mod cli;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod discovery;
 pub mod environ;
 pub mod events;
 pub mod jobs;
+pub mod journal;
 pub mod logging;
 pub mod plan;
 pub mod process;

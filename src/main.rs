@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 /// Exit code for a bad command line or config: nothing was started.
 const EXIT_USAGE: u8 = 2;
+/// `check -strict`: the config is valid but has warnings.
+const EXIT_WARNINGS: u8 = 3;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,8 +22,23 @@ fn main() -> ExitCode {
         }
     };
     match cli.action {
-        Action::Help => {
-            print!("{}", cli::USAGE);
+        Action::Help(topic) => {
+            match topic {
+                Some(command) => print!("{}", cli::help::command(command)),
+                None => print!("{}", cli::help::overview()),
+            }
+            ExitCode::SUCCESS
+        }
+        Action::Completions(ref shell) => {
+            print!("{}", cli::completions::script(shell).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Action::Man => {
+            print!("{}", cli::man::page());
+            ExitCode::SUCCESS
+        }
+        Action::Schema => {
+            println!("{}", cli::schema::text());
             ExitCode::SUCCESS
         }
         Action::Version => {
@@ -29,11 +46,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Action::Template { ref out } => template(&cli, out.clone()),
-        Action::Check => check(&cli),
+        Action::Check { strict } => check(&cli, strict),
         Action::Migrate { ref out } => migrate(&cli, out.clone()),
         Action::Run => run(&cli),
         Action::Control(ref command) => ExitCode::from(autopilot::control::commands::run(
             command,
+            cli.socket.as_deref(),
+            cli.config.as_deref(),
+        )),
+        Action::Events(ref options) => ExitCode::from(autopilot::control::events::run(
+            options,
             cli.socket.as_deref(),
             cli.config.as_deref(),
         )),
@@ -48,8 +70,11 @@ fn main() -> ExitCode {
 /// Where the config is: `-config`, else `$CONTAINERPILOT` (a path, a
 /// `file://` path, or the JSON itself).
 fn config_source(cli: &cli::Cli) -> Result<config::Source, String> {
-    config::resolve_source(cli.config.as_deref(), &env_map())
-        .ok_or_else(|| "no config file given: pass -config FILE or set CONTAINERPILOT=FILE".into())
+    config::resolve_source(cli.config.as_deref(), &env_map()).ok_or_else(|| {
+        "no config file given: pass -config FILE or set CONTAINERPILOT=FILE, or run one \
+         command with `autopilot -- CMD ARGS`\nRun `autopilot help` for the commands."
+            .into()
+    })
 }
 
 /// What the command line adds to the config: a ContainerPilot 2 app, and
@@ -75,11 +100,78 @@ fn load_from(cli: &cli::Cli) -> Result<(config::Source, config::Loaded), ExitCod
         eprintln!("autopilot: {e}");
         ExitCode::from(EXIT_USAGE)
     })?;
-    let loaded = config::load_source(&source, &env_map(), &load_options(cli)).map_err(|e| {
+    let env = env_map();
+    let loaded = config::load_source(&source, &env, &load_options(cli)).map_err(|e| {
         eprintln!("{e}");
+        // A template error is in the template itself: no variable rendered.
+        let rendered = e.errors().filter(|d| !d.message.starts_with("template:"));
+        print_empty_variables(rendered, &template_text(&source), &env);
         ExitCode::from(EXIT_USAGE)
     })?;
     Ok((source, loaded))
+}
+
+/// The notes on template variables that rendered empty on the lines of
+/// `diagnostics`, each once.
+fn print_empty_variables<'a>(
+    diagnostics: impl Iterator<Item = &'a config::error::Diagnostic>,
+    template: &str,
+    env: &HashMap<String, String>,
+) {
+    let mut notes: Vec<String> = Vec::new();
+    for d in diagnostics {
+        for note in cli::explain::empty_variables(template, &d.file, d.line, env) {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    notes.iter().for_each(|n| eprintln!("{n}"));
+}
+
+/// The config before rendering, to point at the template behind an error.
+fn template_text(source: &config::Source) -> String {
+    match source {
+        config::Source::File(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        config::Source::Inline(text) => text.clone(),
+    }
+}
+
+/// Checks the `consul` settings as discovery will use them. Problems are
+/// reported at the `consul` key of the config, as config errors are, with a
+/// note when a template variable on that line rendered empty. Returns
+/// whether the settings are usable, and how many warnings it printed.
+fn check_consul(loaded: &config::Loaded, template: &str) -> (bool, usize) {
+    use config::error::{Diagnostic, Severity};
+    let Some(consul) = &loaded.config.consul else {
+        return (true, 0);
+    };
+    let file = loaded.path.display().to_string();
+    let span = config::source::parse(&loaded.rendered, &file)
+        .ok()
+        .and_then(|root| root.value.get("consul").map(|v| v.span()));
+    let report = |severity: Severity, message: String| match span {
+        Some(span) => {
+            let d = Diagnostic::at(severity, &loaded.rendered, &file, span, "", message, None);
+            eprintln!("{d}");
+            for note in cli::explain::empty_variables(template, &file, d.line, &env_map()) {
+                eprintln!("{note}");
+            }
+        }
+        None => eprintln!("{severity}: {message}"),
+    };
+    match autopilot::discovery::validate(consul) {
+        Ok(warnings) => {
+            for w in &warnings {
+                report(Severity::Warning, w.to_string());
+            }
+            (true, warnings.len())
+        }
+        Err(e) => {
+            report(Severity::Error, e.to_string());
+            (false, 0)
+        }
+    }
 }
 
 fn template(cli: &cli::Cli, out: Option<PathBuf>) -> ExitCode {
@@ -109,24 +201,49 @@ fn template(cli: &cli::Cli, out: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn check(cli: &cli::Cli) -> ExitCode {
+/// `autopilot check`: the plan on stdout; errors and warnings on stderr,
+/// each located and excerpted. With `strict`, warnings fail (exit 3).
+fn check(cli: &cli::Cli, strict: bool) -> ExitCode {
     let loaded = match load(cli) {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let mut warnings = loaded.warnings.len();
     for warning in &loaded.warnings {
         eprintln!("{warning}");
     }
-    if let Some(consul) = &loaded.config.consul {
-        match autopilot::discovery::validate(consul) {
-            Ok(warnings) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        }
+    let template = config_source(cli)
+        .map(|s| template_text(&s))
+        .unwrap_or_default();
+    print_empty_variables(loaded.warnings.iter(), &template, &env_map());
+    match check_consul(&loaded, &template) {
+        (true, found) => warnings += found,
+        (false, _) => return ExitCode::from(EXIT_USAGE),
     }
-    print!("{}", autopilot::plan::plan(&loaded.config));
+    let plan = autopilot::plan::plan(&loaded.config);
+    for line in &plan.lines {
+        println!("{line}");
+    }
+    let file = loaded.path.display().to_string();
+    let (problems, notes): (Vec<_>, Vec<_>) = plan
+        .warnings
+        .iter()
+        .partition(|w| w.level == autopilot::plan::Level::Warning);
+    if !notes.is_empty() {
+        println!();
+        notes.iter().for_each(|n| println!("{n}"));
+    }
+    for warning in &problems {
+        eprintln!("{}", warning.diagnostic(&loaded.rendered, &file));
+    }
+    warnings += problems.len();
+    if strict && warnings > 0 {
+        eprintln!(
+            "autopilot: check -strict: {warnings} warning{} (exit {EXIT_WARNINGS})",
+            if warnings == 1 { "" } else { "s" }
+        );
+        return ExitCode::from(EXIT_WARNINGS);
+    }
     ExitCode::SUCCESS
 }
 
@@ -180,12 +297,60 @@ fn extensions(control: autopilot::control::ControlPlane) -> Vec<autopilot::super
     all
 }
 
+/// `autopilot -- CMD ARGS` (or `autopilot CMD ARGS`) with no config: CMD is
+/// the one, main job, as under tini. Its output and stdin are its own, and
+/// autopilot only speaks up for problems.
+fn command_config(command: &[String]) -> Result<config::Loaded, ExitCode> {
+    let base = std::path::Path::new(&command[0])
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = if !base.is_empty()
+        && base
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        base
+    } else {
+        "main".to_string()
+    };
+    let text = serde_json::json!({
+        "logging": {"level": "WARN"},
+        "jobs": [{"name": name, "exec": command, "main": true, "logging": {"raw": true}}],
+    })
+    .to_string();
+    let mut loaded = config::parse_str(&text, "<command line>").map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    loaded.config.signals = config::model::SignalMode::Forward;
+    Ok(loaded)
+}
+
 fn run(cli: &cli::Cli) -> ExitCode {
     autopilot::logging::init();
-    let (source, loaded) = match load_from(cli) {
-        Ok(l) => l,
-        Err(code) => return code,
+    let (source, loaded) = match config_source(cli) {
+        Err(_) if !cli.rest.is_empty() => match command_config(&cli.rest) {
+            Ok(loaded) => (None, loaded),
+            Err(code) => return code,
+        },
+        _ => match load_from(cli) {
+            Ok((source, loaded)) => (Some(source), loaded),
+            Err(code) => return code,
+        },
     };
+    let tini = source.is_none();
+    // A bad `consul` stops autopilot before anything starts, explained as
+    // `check` explains it (discovery itself would only say what is wrong).
+    let bad_consul = loaded
+        .config
+        .consul
+        .as_ref()
+        .is_some_and(|c| autopilot::discovery::validate(c).is_err());
+    if let Some(source) = source.as_ref().filter(|_| bad_consul) {
+        check_consul(&loaded, &template_text(source));
+        return ExitCode::from(EXIT_USAGE);
+    }
     if let Err(e) = autopilot::logging::configure(&loaded.config.logging) {
         eprintln!("autopilot: cannot open the log output: {e}");
         return ExitCode::from(EXIT_USAGE);
@@ -193,6 +358,11 @@ fn run(cli: &cli::Cli) -> ExitCode {
     for warning in &loaded.warnings {
         log::warn!("{warning}");
     }
+    // `docker run -it`: the main job gets the terminal, as a shell's job
+    // would. Not in a developer's terminal (not PID 1), where Ctrl-C is meant
+    // for autopilot, to run the config's shutdown.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    autopilot::process::give_stdin_to_main(tini || (terminal && std::process::id() == 1));
     // The running config: the file's plus the telemetry service job.
     let config = match autopilot::telemetry::prepare(loaded.config) {
         Ok(c) => c,
@@ -202,8 +372,26 @@ fn run(cli: &cli::Cli) -> ExitCode {
         }
     };
     // Claimed before anything starts: a socket or port in use stops us here.
+    let env = env_map();
     let socket =
-        autopilot::control::socket_path(cli.socket.as_deref(), Some(&config.control), &env_map());
+        autopilot::control::socket_path(cli.socket.as_deref(), Some(&config.control), &env);
+    if socket != config.control.socket && socket == autopilot::control::default_socket(&env) {
+        log::info!(
+            "control: {} is not writable (not root?), so the control socket is {}; \
+             the status and control commands find it there too",
+            config
+                .control
+                .socket
+                .parent()
+                .unwrap_or(&config.control.socket)
+                .display(),
+            socket.display()
+        );
+    }
+    if let Err(e) = autopilot::control::prepare_socket_dir(&socket, &env) {
+        eprintln!("autopilot: control socket: {e}");
+        return ExitCode::FAILURE;
+    }
     let control = match autopilot::control::ControlPlane::bind(&config, &loaded.path, &socket) {
         Ok(c) => c,
         Err(e) => {
@@ -221,11 +409,11 @@ fn run(cli: &cli::Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reload = reloader(source, load_options(cli));
+    let reload = source.map(|source| reloader(source, load_options(cli)));
     let code = runtime.block_on(autopilot::supervisor::run_with(
         config,
         extensions(control),
-        Some(reload),
+        reload,
     ));
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::config::duration::format as dur;
+use crate::config::error::{Diagnostic, Severity};
 use crate::config::hooks::{self, HookKind};
 use crate::config::model::{
     Config, HealthCheck, JobConfig, Repeat, Restarts, ServiceConfig, SignalMode, WatchConfig,
@@ -52,6 +53,35 @@ impl fmt::Display for PlanWarning {
             write!(f, "\n  help: {hint}")?;
         }
         Ok(())
+    }
+}
+
+impl PlanWarning {
+    /// The finding in the located, excerpted form of config errors
+    /// (`file:line:col`, the source line, a caret), for `text` (the rendered
+    /// config) read from `file`.
+    pub fn diagnostic(&self, text: &str, file: &str) -> Diagnostic {
+        let excerpt = text
+            .split('\n')
+            .nth(self.line.saturating_sub(1))
+            .unwrap_or("");
+        let indent = excerpt.len() - excerpt.trim_start().len();
+        let column = excerpt[..indent].chars().count() + 1;
+        let width = excerpt.trim().chars().count();
+        let mut d = Diagnostic::at_line_col(
+            text,
+            file,
+            (self.line, column),
+            width,
+            self.message.clone(),
+            self.hint.clone(),
+        );
+        d.severity = match self.level {
+            Level::Warning => Severity::Warning,
+            // Diagnostics have no "info" level; callers print infos as plan lines.
+            Level::Info => Severity::Warning,
+        };
+        d
     }
 }
 
@@ -637,6 +667,8 @@ fn check(config: &Config) -> Vec<PlanWarning> {
         }
     }
 
+    cycles(config, &mut out);
+
     for watch in &config.watches {
         let source = watch.source();
         let heard = config
@@ -655,6 +687,86 @@ fn check(config: &Config) -> Vec<PlanWarning> {
         }
     }
     out
+}
+
+/// The job whose event `job` waits for, if it waits for another job's.
+fn awaited<'a>(config: &'a Config, job: &JobConfig) -> Option<(&'a JobConfig, EventCode)> {
+    let When::Event { pattern, .. } = &job.when else {
+        return None;
+    };
+    config
+        .jobs
+        .iter()
+        .find(|j| j.name == pattern.source && j.name != job.name)
+        .map(|j| (j, pattern.code))
+}
+
+/// Jobs that wait for each other's events (`a` on `b`'s exitSuccess, `b` on
+/// `a`'s): none of them can ever start, and nothing else says so. A job
+/// waits for at most one source, so following "waits for" from each job
+/// either ends or comes back round; each cycle is reported once, at its job
+/// that comes first in the file.
+fn cycles(config: &Config, out: &mut Vec<PlanWarning>) {
+    let mut reported: BTreeSet<&str> = BTreeSet::new();
+    for start in &config.jobs {
+        if reported.contains(start.name.as_str()) {
+            continue;
+        }
+        let mut chain: Vec<(&JobConfig, EventCode)> = Vec::new();
+        let mut current = start;
+        while let Some((next, code)) = awaited(config, current) {
+            chain.push((current, code));
+            if next.name == start.name {
+                break;
+            }
+            if chain.iter().any(|(j, _)| j.name == next.name) || chain.len() > config.jobs.len() {
+                // A cycle that does not pass through `start`: found from one of its own jobs.
+                chain.clear();
+                break;
+            }
+            current = next;
+        }
+        let closes = awaited(config, current).is_some_and(|(next, _)| next.name == start.name);
+        if chain.len() < 2 || !closes {
+            continue;
+        }
+        let first_line = chain
+            .iter()
+            .map(|(j, _)| j.line)
+            .min()
+            .unwrap_or(start.line);
+        if first_line != start.line {
+            continue;
+        }
+        reported.extend(chain.iter().map(|(j, _)| j.name.as_str()));
+        let names: Vec<String> = chain.iter().map(|(j, _)| format!("`{}`", j.name)).collect();
+        let steps: Vec<String> = chain
+            .iter()
+            .enumerate()
+            .map(|(i, (job, code))| {
+                let next = &chain[(i + 1) % chain.len()].0;
+                format!("`{}` waits for `{}`'s `{code}`", job.name, next.name)
+            })
+            .collect();
+        let who = match names.len() {
+            2 => format!("jobs {} and {} wait for each other", names[0], names[1]),
+            _ => format!(
+                "jobs {} and {} wait for each other in a cycle",
+                names[..names.len() - 1].join(", "),
+                names[names.len() - 1]
+            ),
+        };
+        out.push(PlanWarning {
+            level: Level::Warning,
+            line: start.line,
+            message: format!("{who}, so none of them ever starts: {}", steps.join(", ")),
+            hint: Some(
+                "start one of them another way: no `when` (at startup), or an event from a job \
+                 or watch outside the cycle"
+                    .into(),
+            ),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -798,6 +910,58 @@ mod tests {
             lines.iter().map(|l| l.0).collect::<Vec<_>>(),
             [3, 4, 5, 6, 7]
         );
+    }
+
+    #[test]
+    fn jobs_waiting_for_each_other_are_a_cycle() {
+        let p = plan_of(
+            r#"{jobs: [
+  {name: "a", exec: "true", when: {source: "b", once: "exitSuccess"}},
+  {name: "b", exec: "true", when: {source: "a", once: "exitSuccess"}},
+  {name: "x", exec: "true", when: {source: "z", once: "healthy"}},
+  {name: "y", exec: "true", when: {source: "x", once: "exitSuccess"}},
+  {name: "z", exec: "true", when: {source: "y", each: "exitFailed"}},
+  {name: "free", exec: "true"},
+  {name: "after", exec: "true", when: {source: "a", once: "exitSuccess"}},
+]}"#,
+        );
+        let cycles: Vec<&PlanWarning> = p
+            .warnings
+            .iter()
+            .filter(|w| w.message.contains("wait for each other"))
+            .collect();
+        assert_eq!(cycles.len(), 2, "{p}");
+        assert_eq!(cycles[0].line, 2);
+        assert_eq!(
+            cycles[0].message,
+            "jobs `a` and `b` wait for each other, so none of them ever starts: \
+             `a` waits for `b`'s `exitSuccess`, `b` waits for `a`'s `exitSuccess`"
+        );
+        assert_eq!(cycles[1].line, 4);
+        assert!(
+            cycles[1]
+                .message
+                .starts_with("jobs `x`, `z` and `y` wait for each other in a cycle"),
+            "{}",
+            cycles[1].message
+        );
+        assert!(
+            cycles[1]
+                .message
+                .contains("`z` waits for `y`'s `exitFailed`"),
+            "{}",
+            cycles[1].message
+        );
+    }
+
+    #[test]
+    fn a_warning_renders_like_a_config_error() {
+        let text = "{jobs: [\n  {name: \"a\", exec: \"true\", when: {source: \"a\", once: \"exitSuccess\"}},\n]}";
+        let p = plan_of(text);
+        let d = p.warnings[0].diagnostic(text, "c.json5").to_string();
+        assert!(d.starts_with("warning:"), "{d}");
+        assert!(d.contains("c.json5:2:3"), "{d}");
+        assert!(d.contains("{name: \"a\""), "{d}");
     }
 
     #[test]

@@ -197,10 +197,10 @@ pub async fn run_with(
         sup.start_job(job, &jobs, false);
     }
     log::info!(
-        "autopilot {} started as pid {} with {} jobs",
+        "autopilot {} started as pid {} with {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
-        jobs.len()
+        crate::logging::plural(jobs.len() as u64, "job", "jobs")
     );
     if !is_pid1 {
         // A sidecar, or a pod with shareProcessNamespace: the PID namespace
@@ -280,6 +280,9 @@ impl Supervisor {
                     Some(Err(e)) => log::error!("a job task failed: {e}"),
                 },
                 sig = signals.next() => match sig {
+                    sig if self.config.signals == SignalMode::Forward && sig != Signal::SIGTERM => {
+                        self.forward(sig).await
+                    }
                     Signal::SIGTERM | Signal::SIGINT => {
                         if shutdown.is_none() {
                             log::info!("received {sig}: shutting down");
@@ -324,10 +327,10 @@ impl Supervisor {
                 },
                 _ = sleep_until(deadline) => {
                     if killed_at.is_some() {
-                        log::warn!("{} jobs did not report their exit after SIGKILL; exiting anyway", self.tasks.len());
+                        log::warn!("{} did not report their exit after SIGKILL; exiting anyway", crate::logging::plural(self.tasks.len() as u64, "job", "jobs"));
                         break;
                     }
-                    log::warn!("stop timeout of {:?} reached: killing what is left", self.config.stop_timeout);
+                    log::warn!("stop timeout of {} reached: killing what is left", crate::logging::human_duration(self.config.stop_timeout));
                     for tx in self.commands.values() {
                         let _ = tx.send(Command::ForceKill).await;
                     }

@@ -4,6 +4,7 @@
 mod common;
 
 mod it_cli;
+mod it_cli_help;
 mod it_consul;
 mod it_control;
 mod it_core;
@@ -12,9 +13,11 @@ mod it_harness;
 mod it_kv;
 mod it_leader;
 mod it_migrate;
+mod it_operator;
 mod it_reaping;
 mod it_reload_watches;
 mod it_shutdown;
 mod it_sidecar;
 mod it_telemetry;
+mod it_tini;
 mod it_v2;

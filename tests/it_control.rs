@@ -195,34 +195,47 @@ fn status_prints_a_table_of_jobs_and_watches() {
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
             .unwrap_or_else(|| panic!("no row for {name}:\n{out}"))
     };
+    // A job's row without its SINCE cell (`12s ago`: two words).
+    let job_row = |name: &str| {
+        let mut cells = row(name);
+        assert_eq!(cells[3], "ago", "{out}");
+        cells.drain(2..4);
+        cells
+    };
     assert_eq!(
         row("JOB"),
         [
-            "JOB", "STATE", "HEALTH", "PID", "RESTARTS", "LAST", "EXIT", "SERVICE"
+            "JOB", "STATE", "SINCE", "HEALTH", "PID", "RESTARTS", "LAST", "EXIT", "SERVICE"
         ]
     );
     assert_eq!(
-        row("web"),
-        ["web", "running", "unknown", &pid.to_string(), "0", "-", "-"]
+        job_row("web"),
+        ["web", "running", "-", &pid.to_string(), "0", "-", "-"]
     );
     assert_eq!(
-        row("setup"),
-        [
-            "setup", "stopped", "unknown", "-", "0", "exit", "code", "3", "-"
-        ]
+        job_row("setup"),
+        ["setup", "stopped", "-", "-", "0", "exit", "code", "3", "-"]
     );
     assert_eq!(
-        row("flaky"),
-        [
-            "flaky", "stopped", "unknown", "-", "2", "exit", "code", "1", "-"
-        ]
+        job_row("flaky"),
+        ["flaky", "stopped", "-", "-", "2", "exit", "code", "1", "-"]
+    );
+    let order: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| ["web", "setup", "flaky"].contains(w))
+        .collect();
+    assert_eq!(
+        order,
+        ["web", "setup", "flaky"],
+        "jobs in config order:\n{out}"
     );
     assert_eq!(row("db"), ["db", "service", "db", "unknown"], "{out}");
 
     let (code, json_out, _) = ap.control_command(&["status", "-json"]);
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&json_out).unwrap();
-    assert_eq!(job(&v, "setup").unwrap()["last_exit_code"], 3);
+    assert_eq!(job(&v, "setup").unwrap()["lastExitCode"], 3);
     assert_eq!(v["watches"][0]["name"], "db");
     assert_eq!(v["watches"][0]["instances"], Value::Null);
 }

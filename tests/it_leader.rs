@@ -3,7 +3,7 @@
 //!
 //! "Exactly one leader at any time" is checked continuously: a [`Monitor`]
 //! thread polls every instance's status (control socket) in a tight loop and
-//! records each role change with the time autopilot made it (`since_ms`,
+//! records each role change with the time autopilot made it (`sinceMs`,
 //! wall clock, same host), so leadership intervals can be rebuilt and checked
 //! for overlap, even for hand-overs that fall between two polls. The hooks
 //! each instance runs on `elected`/`deposed` append to a shared file too,
@@ -145,7 +145,7 @@ fn sample(targets: &[(String, PathBuf)], seen: &Seen) {
         let Some(l) = leader_status(socket) else {
             continue;
         };
-        let (Some(role), Some(since)) = (l["role"].as_str(), l["since_ms"].as_u64()) else {
+        let (Some(role), Some(since)) = (l["role"].as_str(), l["sinceMs"].as_u64()) else {
             continue;
         };
         let mut seen = seen.lock().unwrap();
@@ -165,7 +165,7 @@ struct Interval {
     end: Option<u64>,
 }
 
-/// By host: role changes as `(role, since_ms)`, in the order seen.
+/// By host: role changes as `(role, sinceMs)`, in the order seen.
 type Seen = Arc<Mutex<BTreeMap<String, Vec<(String, u64)>>>>;
 
 /// Polls every instance's status continuously and rebuilds who led when.
@@ -618,7 +618,7 @@ fn a_reload_keeps_leadership_unless_the_job_changes() {
     let cfg = db_config(&dir, &consul, QUICK);
     let members = vec![start_member(&cfg, &dir, "n1")];
     wait_for_one_leader(&members, Duration::from_secs(20), None);
-    let since = leader_status(&members[0].socket).unwrap()["since_ms"].clone();
+    let since = leader_status(&members[0].socket).unwrap()["sinceMs"].clone();
 
     // Another job changes: `db` is untouched and stays leader.
     let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
@@ -631,7 +631,7 @@ fn a_reload_keeps_leadership_unless_the_job_changes() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let status = leader_status(&members[0].socket).unwrap();
     assert_eq!(
-        (&status["role"], &status["since_ms"]),
+        (&status["role"], &status["sinceMs"]),
         (&json!("leader"), &since)
     );
 

@@ -218,11 +218,12 @@ fn http_and_tcp_checks_drive_consul_status_beside_the_app() {
     }
 
     // No /health file yet, nothing on the db port: both critical, by their checks.
-    let out = ap.wait_output_where("both checks to fail once", DEADLINE, |t| {
-        t.contains(&format!(
-            "check.web: GET http://127.0.0.1:{web_port}/health answered 404, expected 200-299"
-        )) && t.contains(&format!("check.db: cannot connect to localhost:{db_port}"))
-    });
+    let out =
+        ap.wait_output_where("both checks to fail once", DEADLINE, |t| {
+            t.contains(&format!(
+            "web: unhealthy: GET http://127.0.0.1:{web_port}/health answered 404, expected 200-299"
+        )) && t.contains(&format!("db: unhealthy: cannot connect to localhost:{db_port}"))
+        });
     assert!(out.contains("not PID 1"), "{out}");
     wait_status(&consul, "web-pod-1", "critical", DEADLINE);
     wait_status(&consul, "db-pod-1", "critical", DEADLINE);

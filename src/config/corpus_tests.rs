@@ -452,3 +452,71 @@ impl XorShift {
         }
     }
 }
+
+/// Every corpus file that loads is valid against the JSON Schema for editors
+/// (`autopilot schema`, built from the decoder's key lists): the schema
+/// accepts what the decoder accepts. Checked with Python's `jsonschema`
+/// (scripts/install-deps.sh installs it), a validator independent of ours.
+#[test]
+fn every_corpus_config_that_loads_matches_the_schema() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = LoadOptions {
+        app: vec!["/usr/local/bin/app".into()],
+        self_exe: None,
+    };
+    let mut written = 0;
+    for entry in manifest() {
+        let mut env = env_for(&entry);
+        env.insert("PORT".into(), "8080".into());
+        let Ok(loaded) = load_with(&path_of(&entry), &env, &options) else {
+            continue;
+        };
+        let root = super::source::parse(&loaded.rendered, &key(&entry))
+            .unwrap_or_else(|e| panic!("{}: {e}", key(&entry)));
+        let json = crate::cli::schema::json_of(&root);
+        let file = dir.path().join(key(&entry).replace('/', "__") + ".json");
+        std::fs::write(&file, json.to_string()).expect("write");
+        written += 1;
+    }
+    assert!(written > 100, "only {written} corpus files loaded");
+    // A file the decoder refuses must fail too, or the check proves nothing.
+    std::fs::write(
+        dir.path().join("planted-typo.json"),
+        r#"{"jobs": [{"name": "app", "exce": "/bin/app"}]}"#,
+    )
+    .expect("write");
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, crate::cli::schema::text()).expect("write schema");
+    let script = r#"
+import json, sys, glob, os, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema)
+bad = 0
+for path in sorted(glob.glob(os.path.join(sys.argv[2], "*.json"))):
+    if path == sys.argv[1]:
+        continue
+    for error in validator.iter_errors(json.load(open(path))):
+        bad += 1
+        print(os.path.basename(path), "/".join(map(str, error.absolute_path)), error.message[:200])
+sys.exit(1 if bad else 0)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&schema)
+        .arg(dir.path())
+        .output()
+        .expect("run python3 (scripts/install-deps.sh installs it with jsonschema)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .starts_with("planted-typo.json jobs/0 Additional properties are not allowed ('exce'"),
+        "the schema let the planted typo through:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "corpus files the decoder loads but the schema rejects:\n{stdout}"
+    );
+}

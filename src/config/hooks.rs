@@ -24,7 +24,7 @@ use super::model::{
 use super::source::{Span, Spanned, Value, line_col};
 use crate::events::EventCode;
 
-const JOB_HOOK_KEYS: &[&str] = &["preStart", "preStop", "postStop"];
+pub(crate) const JOB_HOOK_KEYS: &[&str] = &["preStart", "preStop", "postStop"];
 
 /// The four hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -42,6 +42,9 @@ pub enum SignalMode {
     /// ContainerPilot 2: SIGUSR1 toggles maintenance mode, SIGHUP reloads
     /// the configuration file.
     V2,
+    /// `autopilot -- CMD` (like tini): every signal but SIGTERM goes to the
+    /// main job's process group as it is; SIGTERM stops it as usual.
+    Forward,
 }
 
 /// Where and how to reach Consul. The address is kept as written; the

@@ -61,7 +61,7 @@ const DEFAULT_POLL: Duration = Duration::from_secs(10);
 /// Names the app job takes, in order of preference (see the module doc).
 const APP_NAMES: [&str; 2] = ["app", "main"];
 
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "consul",
     "etcd",
     "logging",
@@ -75,7 +75,7 @@ const TOP_KEYS: &[&str] = &[
     "tasks",
     "telemetry",
 ];
-const SERVICE_KEYS: &[&str] = &[
+pub(crate) const SERVICE_KEYS: &[&str] = &[
     "name",
     "port",
     "health",
@@ -86,11 +86,11 @@ const SERVICE_KEYS: &[&str] = &[
     "tags",
     "consul",
 ];
-const BACKEND_KEYS: &[&str] = &["name", "poll", "onChange", "tag", "timeout"];
-const COPROCESS_KEYS: &[&str] = &["name", "command", "restarts"];
-const TASK_KEYS: &[&str] = &["name", "command", "frequency", "timeout"];
-const TELEMETRY_KEYS: &[&str] = &["port", "interfaces", "tags", "sensors"];
-const SENSOR_KEYS: &[&str] = &[
+pub(crate) const BACKEND_KEYS: &[&str] = &["name", "poll", "onChange", "tag", "timeout"];
+pub(crate) const COPROCESS_KEYS: &[&str] = &["name", "command", "restarts"];
+pub(crate) const TASK_KEYS: &[&str] = &["name", "command", "frequency", "timeout"];
+pub(crate) const TELEMETRY_KEYS: &[&str] = &["port", "interfaces", "tags", "sensors"];
+pub(crate) const SENSOR_KEYS: &[&str] = &[
     "namespace",
     "subsystem",
     "name",

@@ -10,7 +10,7 @@
 use super::source::{Span, Spanned, Value};
 
 /// Top-level keys only ContainerPilot 2 knew.
-const V2_KEYS: [&str; 7] = [
+pub(crate) const V2_KEYS: [&str; 7] = [
     "services",
     "backends",
     "preStart",
@@ -21,7 +21,7 @@ const V2_KEYS: [&str; 7] = [
 ];
 
 /// Top-level keys only ContainerPilot 3 knows.
-const V3_KEYS: [&str; 3] = ["jobs", "watches", "control"];
+pub(crate) const V3_KEYS: [&str; 3] = ["jobs", "watches", "control"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Version {

@@ -24,7 +24,7 @@ pub fn run(command: &ControlCommand, socket_flag: Option<&str>, config_flag: Opt
     let env: HashMap<String, String> = std::env::vars().collect();
     let (socket, config_note) = resolve_socket(socket_flag, config_flag, &env);
     let (method, path, body) = request_for(command);
-    let reply = match client::request(&socket, method, path, body.as_deref(), TIMEOUT) {
+    let reply = match client::request(&socket, method, &path, body.as_deref(), TIMEOUT) {
         Ok(reply) => reply,
         Err(e) => {
             eprintln!("autopilot: {e}");
@@ -57,7 +57,7 @@ pub fn run(command: &ControlCommand, socket_flag: Option<&str>, config_flag: Opt
 
 /// The socket path, and why the config could not help if it was tried and
 /// failed (shown only if the socket cannot be reached).
-fn resolve_socket(
+pub(super) fn resolve_socket(
     flag: Option<&str>,
     config_flag: Option<&str>,
     env: &HashMap<String, String>,
@@ -65,19 +65,19 @@ fn resolve_socket(
     if flag.is_some_and(|f| !f.is_empty())
         || env.get(super::SOCKET_ENV).is_some_and(|v| !v.is_empty())
     {
-        return (super::socket_path(flag, None, env), None);
+        return (super::client_socket_path(flag, None, env), None);
     }
     let Some(path) = crate::config::resolve_path(config_flag, env) else {
-        return (super::socket_path(None, None, env), None);
+        return (super::client_socket_path(None, None, env), None);
     };
     match crate::config::load(&path, env) {
         Ok(loaded) => (
-            super::socket_path(None, Some(&loaded.config.control), env),
+            super::client_socket_path(None, Some(&loaded.config.control), env),
             None,
         ),
         Err(e) => {
             let first = e.to_string().lines().next().unwrap_or_default().to_string();
-            let socket = super::socket_path(None, None, env);
+            let socket = super::client_socket_path(None, None, env);
             let note = format!(
                 "the config {} did not load ({first}), so the default socket {} was used; pass -socket PATH",
                 path.display(),
@@ -88,7 +88,7 @@ fn resolve_socket(
     }
 }
 
-fn request_for(command: &ControlCommand) -> (&'static str, &'static str, Option<Vec<u8>>) {
+fn request_for(command: &ControlCommand) -> (&'static str, String, Option<Vec<u8>>) {
     let json = |map: Map<String, Value>| Some(Value::Object(map).to_string().into_bytes());
     match command {
         ControlCommand::PutEnv(pairs) => {
@@ -101,7 +101,7 @@ fn request_for(command: &ControlCommand) -> (&'static str, &'static str, Option<
                     )
                 })
                 .collect();
-            ("POST", "/v3/environ", json(map))
+            ("POST", "/v3/environ".into(), json(map))
         }
         ControlCommand::PutMetric(pairs) => {
             // Numbers go as numbers; anything else as written, for the
@@ -119,14 +119,41 @@ fn request_for(command: &ControlCommand) -> (&'static str, &'static str, Option<
                     (k.clone(), value)
                 })
                 .collect();
-            ("POST", "/v3/metric", json(map))
+            ("POST", "/v3/metric".into(), json(map))
         }
-        ControlCommand::Reload => ("POST", "/v3/reload", None),
-        ControlCommand::Maintenance(true) => ("POST", "/v3/maintenance/enable", None),
-        ControlCommand::Maintenance(false) => ("POST", "/v3/maintenance/disable", None),
-        ControlCommand::Ping => ("GET", "/v3/ping", None),
-        ControlCommand::Status { .. } => ("GET", "/v3/status", None),
+        ControlCommand::Reload => ("POST", "/v3/reload".into(), None),
+        ControlCommand::Maintenance(true) => ("POST", "/v3/maintenance/enable".into(), None),
+        ControlCommand::Maintenance(false) => ("POST", "/v3/maintenance/disable".into(), None),
+        ControlCommand::Ping => ("GET", "/v3/ping".into(), None),
+        ControlCommand::Status { .. } => ("GET", "/v3/status".into(), None),
+        ControlCommand::Signal { job, signal } => {
+            // A number goes as a number; the server parses names.
+            let signal = signal
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String(signal.clone()));
+            let body = serde_json::json!({ "signal": signal }).to_string();
+            (
+                "POST",
+                format!("/v3/jobs/{}/signal", percent_encode(job)),
+                Some(body.into_bytes()),
+            )
+        }
     }
+}
+
+/// A job name as one URL path segment: everything but unreserved
+/// characters percent-encoded.
+fn percent_encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn flag_name(command: &ControlCommand) -> &'static str {
@@ -137,6 +164,7 @@ fn flag_name(command: &ControlCommand) -> &'static str {
         ControlCommand::Maintenance(_) => "-maintenance",
         ControlCommand::Ping => "-ping",
         ControlCommand::Status { .. } => "status",
+        ControlCommand::Signal { .. } => "signal",
     }
 }
 
@@ -146,6 +174,14 @@ fn report(command: &ControlCommand, reply: &Reply) -> Result<String, String> {
     Ok(match command {
         ControlCommand::PutEnv(_) | ControlCommand::PutMetric(_) => String::new(),
         ControlCommand::Ping => "ok\n".to_string(),
+        ControlCommand::Signal { job, signal } => {
+            let sent: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+            let name = sent.get("signal").and_then(Value::as_str).unwrap_or(signal);
+            match sent.get("pid").and_then(Value::as_i64) {
+                Some(pid) => format!("sent {name} to job {job} (process group {pid})\n"),
+                None => format!("sent {name} to job {job}\n"),
+            }
+        }
         ControlCommand::Maintenance(on) => {
             let updated = serde_json::from_str::<Value>(&reply.body)
                 .ok()

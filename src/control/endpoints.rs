@@ -3,12 +3,12 @@
 //! ContainerPilot's, at the paths its clients use:
 //! `POST /v3/environ` (alias `/v3/env`), `POST /v3/metric`, `POST /v3/reload`,
 //! `POST /v3/maintenance/enable|disable`, `GET /v3/ping`; and new ones:
-//! `GET /v3/status`, `POST /v3/jobs/<name>/signal`, and
+//! `GET /v3/status`, `GET /v3/events` (in `events.rs`), `POST /v3/jobs/<name>/signal`, and
 //! `GET|POST /v3/jobs/<name>/service` (live tags and meta, in `service.rs`).
 //!
 //! Every refusal is a 4xx with `{"error": "..."}` saying what to fix.
 
-use super::{State, http, reload, service, status};
+use super::{State, events, http, reload, service, status};
 use crate::supervisor::Request as SupervisorRequest;
 use http::{Handler, Response};
 use hyper::body::{Bytes, Incoming};
@@ -31,6 +31,8 @@ enum Route {
     Maintenance(bool),
     Ping,
     Status,
+    /// The journal, as a blocking query.
+    Events,
     Signal(String),
     /// A running job's Consul tags and meta.
     Service(String),
@@ -47,6 +49,7 @@ impl Route {
             "/v3/maintenance/disable" => Route::Maintenance(false),
             "/v3/ping" => Route::Ping,
             "/v3/status" => Route::Status,
+            "/v3/events" => Route::Events,
             _ => {
                 let job = |suffix: &str| {
                     path.strip_prefix("/v3/jobs/")
@@ -72,6 +75,7 @@ impl Route {
             Route::Maintenance(false) => "/v3/maintenance/disable",
             Route::Ping => "/v3/ping",
             Route::Status => "/v3/status",
+            Route::Events => "/v3/events",
             Route::Signal(_) => "/v3/jobs/signal",
             Route::Service(_) => "/v3/jobs/service",
             Route::Unknown => "other",
@@ -84,6 +88,8 @@ impl Route {
             Route::Ping | Route::Unknown => Ok(()),
             Route::Status if matches!(*method, Method::GET | Method::HEAD) => Ok(()),
             Route::Status => Err("GET"),
+            Route::Events if matches!(*method, Method::GET | Method::HEAD) => Ok(()),
+            Route::Events => Err("GET"),
             Route::Service(_) if matches!(*method, Method::GET | Method::POST) => Ok(()),
             Route::Service(_) => Err("GET, POST"),
             _ if *method == Method::POST => Ok(()),
@@ -119,6 +125,7 @@ impl State {
                 let config = self.config.lock().unwrap().clone();
                 http::json(StatusCode::OK, &status::collect(&self.handle, &config))
             }
+            Route::Events => events::handle(self.handle.bus.journal(), request.uri().query()).await,
             Route::Maintenance(on) => self.maintenance(*on).await,
             Route::Reload => match reload::reload(self).await {
                 Ok(summary) => http::json(StatusCode::OK, &summary),
@@ -208,7 +215,15 @@ impl State {
             }
             self.handle.environ.set_user(&name, value);
         }
-        log::info!("control: environment updated (set: {set:?}, unset: {unset:?})");
+        let list = |names: &[String]| match names.is_empty() {
+            true => "none".to_string(),
+            false => names.join(", "),
+        };
+        log::info!(
+            "control: environment updated (set: {}; unset: {})",
+            list(&set),
+            list(&unset)
+        );
         http::json(
             StatusCode::OK,
             &serde_json::json!({ "set": set, "unset": unset }),

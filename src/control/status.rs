@@ -1,22 +1,29 @@
 //! The status view (`GET /v3/status`, `autopilot status`): every job's
-//! state, pid, restarts, health, last exit and service registration, and
-//! every watch with the instances it last saw.
+//! state (and since when), pid, restarts, health, last exit and service
+//! registration, in the config's order, and every watch with the instances
+//! it last saw. JSON keys are camelCase, as the config's are.
 //!
 //! Watches report their instances on the status board
 //! ([`crate::jobs::status::StatusBoard::update_watch`]); the configured
 //! watches are listed even before (or without) such a report.
 
 use crate::config::model::{Config, WatchTarget};
-use crate::jobs::status::{JobStatus, LeaderStatus, WatchInstance};
+use crate::jobs::status::{JobStatus, LeaderStatus, WatchInstance, now_ms};
+use crate::logging::human_duration;
 use crate::supervisor::Handle;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Status {
     pub version: String,
     /// autopilot's pid (1 when it is the container's init).
     pub pid: u32,
+    /// When this view was taken (ms since the Unix epoch): "since" ages
+    /// are measured against it, not against the reader's clock.
+    #[serde(default)]
+    pub time_ms: u64,
     pub maintenance: bool,
     pub jobs: Vec<JobView>,
     pub watches: Vec<WatchView>,
@@ -25,10 +32,15 @@ pub struct Status {
 /// A job as the status view shows it (the board's entry, owned strings so
 /// the client can read it back).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JobView {
     pub name: String,
     pub state: String,
-    pub health: String,
+    /// When `state` began (ms since the Unix epoch).
+    #[serde(default)]
+    pub since_ms: u64,
+    /// `None` for a job with no health check (shown as `-`).
+    pub health: Option<String>,
     pub pid: Option<i32>,
     pub restarts: u32,
     pub last_exit: Option<String>,
@@ -45,7 +57,8 @@ impl From<JobStatus> for JobView {
         JobView {
             name: j.name,
             state: j.state.to_string(),
-            health: j.health.to_string(),
+            since_ms: j.since_ms,
+            health: Some(j.health.to_string()),
             pid: j.pid,
             restarts: j.restarts,
             last_exit: j.last_exit,
@@ -58,6 +71,7 @@ impl From<JobStatus> for JobView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WatchView {
     pub name: String,
     /// What it follows: `service web`, `service web tag=x dc=y`, `key k`, `prefix p/`.
@@ -68,6 +82,7 @@ pub struct WatchView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InstanceView {
     pub id: String,
     pub address: String,
@@ -108,10 +123,38 @@ pub fn collect(handle: &Handle, config: &Config) -> Status {
     Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
+        time_ms: now_ms(),
         maintenance: handle.in_maintenance(),
-        jobs: handle.board.all().into_iter().map(JobView::from).collect(),
+        jobs: in_config_order(handle.board.all(), config),
         watches,
     }
+}
+
+/// The jobs in the order the config lists them (a job a reload removed,
+/// still stopping, comes last); `health` only for jobs with a check, or
+/// in maintenance.
+fn in_config_order(jobs: Vec<JobStatus>, config: &Config) -> Vec<JobView> {
+    let position = |name: &str| {
+        config
+            .jobs
+            .iter()
+            .position(|j| j.name == name)
+            .unwrap_or(usize::MAX)
+    };
+    let mut views: Vec<(usize, JobView)> = jobs
+        .into_iter()
+        .map(|j| {
+            let index = position(&j.name);
+            let checked = config.jobs.get(index).is_some_and(|c| c.health.is_some());
+            let mut view = JobView::from(j);
+            if !checked && view.health.as_deref() != Some("maintenance") {
+                view.health = None;
+            }
+            (index, view)
+        })
+        .collect();
+    views.sort_by_key(|(index, _)| *index);
+    views.into_iter().map(|(_, view)| view).collect()
 }
 
 fn describe(target: &WatchTarget) -> String {
@@ -152,6 +195,7 @@ pub fn table(status: &Status) -> String {
         [
             "JOB",
             "STATE",
+            "SINCE",
             "HEALTH",
             "PID",
             "RESTARTS",
@@ -161,10 +205,20 @@ pub fn table(status: &Status) -> String {
         .map(str::to_string),
     ];
     for j in &status.jobs {
+        let since = match j.since_ms {
+            0 => dash(),
+            ms => format!(
+                "{} ago",
+                human_duration(std::time::Duration::from_millis(
+                    status.time_ms.saturating_sub(ms)
+                ))
+            ),
+        };
         rows.push([
             j.name.clone(),
             j.state.clone(),
-            j.health.clone(),
+            since,
+            j.health.clone().unwrap_or_else(dash),
             j.pid.map(|p| p.to_string()).unwrap_or_else(dash),
             j.restarts.to_string(),
             j.last_exit.clone().unwrap_or_else(dash),
@@ -222,12 +276,14 @@ mod tests {
         let status = Status {
             version: "1.0".into(),
             pid: 1,
+            time_ms: 1_000_000,
             maintenance: true,
             jobs: vec![
                 JobView {
                     name: "app".into(),
                     state: "running".into(),
-                    health: "healthy".into(),
+                    since_ms: 1_000_000 - 125_000,
+                    health: Some("healthy".into()),
                     pid: Some(42),
                     restarts: 2,
                     last_exit: Some("exit code 1".into()),
@@ -239,7 +295,8 @@ mod tests {
                 JobView {
                     name: "setup-db".into(),
                     state: "stopped".into(),
-                    health: "unknown".into(),
+                    since_ms: 1_000_000 - 1_500,
+                    health: None,
                     pid: None,
                     restarts: 0,
                     last_exit: None,
@@ -261,17 +318,43 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("JOB       STATE    HEALTH   PID  RESTARTS  LAST EXIT    SERVICE\n"),
+            t.contains(
+                "JOB       STATE    SINCE     HEALTH   PID  RESTARTS  LAST EXIT    SERVICE\n"
+            ),
             "{t}"
         );
         assert!(
-            t.contains("app       running  healthy  42   2         exit code 1  passing\n"),
+            t.contains(
+                "app       running  2m5s ago  healthy  42   2         exit code 1  passing\n"
+            ),
             "{t}"
         );
         assert!(
-            t.contains("setup-db  stopped  unknown  -    0         -            -\n"),
+            t.contains("setup-db  stopped  1.5s ago  -        -    0         -            -\n"),
             "{t}"
         );
         assert!(t.contains("db     service db  unknown\n"), "{t}");
+    }
+
+    #[test]
+    fn json_keys_are_camel_case() {
+        let view = JobView {
+            name: "app".into(),
+            state: "running".into(),
+            since_ms: 5,
+            health: None,
+            pid: None,
+            restarts: 0,
+            last_exit: Some("exit code 3".into()),
+            last_exit_code: Some(3),
+            advertised: false,
+            service: None,
+            leader: None,
+        };
+        let v = serde_json::to_value(&view).unwrap();
+        assert_eq!(v["lastExitCode"], 3);
+        assert_eq!(v["sinceMs"], 5);
+        assert!(v["health"].is_null());
+        assert!(v.get("last_exit_code").is_none());
     }
 }

@@ -581,7 +581,7 @@ fn control_socket(
     config_flag: Option<&str>,
     env: &HashMap<String, String>,
 ) -> std::path::PathBuf {
-    use crate::control::{SOCKET_ENV, socket_path};
+    use crate::control::{SOCKET_ENV, client_socket_path};
     let given =
         flag.is_some_and(|f| !f.is_empty()) || env.get(SOCKET_ENV).is_some_and(|v| !v.is_empty());
     let control = match crate::config::resolve_path(config_flag, env) {
@@ -590,7 +590,7 @@ fn control_socket(
             .map(|l| l.config.control),
         _ => None,
     };
-    socket_path(flag, control.as_ref(), env)
+    client_socket_path(flag, control.as_ref(), env)
 }
 
 #[cfg(test)]

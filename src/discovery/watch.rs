@@ -258,12 +258,25 @@ impl Watch {
         if let Err(e) = payload::write_atomic(self.file.clone(), bytes).await {
             log::error!("{}: {e} (in {})", self.source, self.dir.path().display());
         }
+        let mut details = serde_json::Map::new();
+        let mut summary = format!(
+            "{} -> {}",
+            before.map_or("nothing yet".into(), Snapshot::describe),
+            now.describe()
+        );
         if let Snapshot::Service(list) = now {
             let previous = match before {
                 Some(Snapshot::Service(old)) => old.as_slice(),
                 _ => &[],
             };
             let changes = payload::changes(previous, list);
+            summary = instances_summary(previous.len(), &changes);
+            let addresses = |list: &[&payload::Instance]| -> Vec<serde_json::Value> {
+                list.iter().map(|i| i.host_port().into()).collect()
+            };
+            details.insert("instances".into(), list.len().into());
+            details.insert("added".into(), addresses(&changes.added).into());
+            details.insert("removed".into(), addresses(&changes.removed).into());
             vars.extend(payload::changes_vars(
                 &self.env_prefix,
                 &changes,
@@ -292,9 +305,9 @@ impl Watch {
                 ),
             });
         }
-        log::info!("{}: {}", self.source, now.describe());
+        log::info!("{}: {summary}", self.source);
         self.bus
-            .publish(Event::new(EventCode::Changed, &self.source));
+            .publish_with(Event::new(EventCode::Changed, &self.source), details);
         if let Some(healthy) = now.healthy()
             && before.and_then(Snapshot::healthy) != Some(healthy)
         {
@@ -305,6 +318,35 @@ impl Watch {
             };
             self.bus.publish(Event::new(code, &self.source));
         }
+    }
+}
+
+/// A service watch's change in one line: the count before and after, and
+/// which instances came and went (`passing instances 1 -> 2: added
+/// 10.0.0.2:80`).
+fn instances_summary(before: usize, changes: &payload::Changes) -> String {
+    let list = |items: &[&payload::Instance]| {
+        let shown: Vec<String> = items.iter().take(5).map(|i| i.host_port()).collect();
+        let more = if items.len() > 5 { ", ..." } else { "" };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut parts = Vec::new();
+    if !changes.added.is_empty() {
+        parts.push(format!("added {}", list(&changes.added)));
+    }
+    if !changes.removed.is_empty() {
+        parts.push(format!("removed {}", list(&changes.removed)));
+    }
+    if !changes.changed.is_empty() {
+        parts.push(format!("changed {}", list(&changes.changed)));
+    }
+    let after = changes.instances.len();
+    match parts.is_empty() {
+        true => format!("passing instances {before} -> {after}"),
+        false => format!(
+            "passing instances {before} -> {after}: {}",
+            parts.join("; ")
+        ),
     }
 }
 

@@ -10,19 +10,50 @@
 //!   configured range is healthy, redirects are not followed;
 //! - `tcp`: a connect in-process (no nc in the image); connected is healthy.
 //!
-//! HTTP and TCP failures are logged with their reason at each failed check,
-//! as an exec check's own output would be, so "why is my service critical"
-//! is answered in the log.
+//! Every result carries why a check failed (an exec check's exit and last
+//! output line, the HTTP status, the connect error), so the job's runner can
+//! log each health transition with its cause: "why is my service critical"
+//! is answered in the log, whatever the kind of check.
 
+use super::narrate::ended;
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::environ::Environ;
-use crate::process::{self, Output, Reaper};
+use crate::logging::human_duration;
+use crate::process::{self, LastLine, Output, Reaper};
 use nix::sys::signal::Signal;
 use std::ops::RangeInclusive;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// How long to wait, after a failed exec check exits, for the rest of its
+/// output (a background process it started may hold the pipe open).
+const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub passed: bool,
+    /// Why it failed, in a few words (`None` when it passed).
+    pub reason: Option<String>,
+}
+
+impl CheckOutcome {
+    fn pass() -> CheckOutcome {
+        CheckOutcome {
+            passed: true,
+            reason: None,
+        }
+    }
+
+    fn fail(reason: String) -> CheckOutcome {
+        CheckOutcome {
+            passed: false,
+            reason: Some(reason),
+        }
+    }
+}
 
 /// A check in flight; dropping it does not stop it, `cancel` does.
 pub struct RunningCheck {
@@ -55,43 +86,48 @@ pub fn start(
     health: &HealthConfig,
     env: &Environ,
     reaper: &Reaper,
-    results: mpsc::Sender<bool>,
+    results: mpsc::Sender<CheckOutcome>,
 ) -> RunningCheck {
     let timeout = health.timeout;
     let name = format!("check.{job}");
     match &health.check {
         HealthCheck::Exec(exec) => {
+            let last_line = LastLine::default();
             let output = if health.logging_raw {
                 Output::Raw
             } else {
-                Output::Log(name.clone())
+                Output::LogKeepingLast(name, last_line.clone())
             };
             match process::spawn(exec, &env.snapshot(), &output) {
                 Err(e) => {
-                    log::warn!("{name}: cannot run `{}`: {}", exec.display(), e.error);
+                    let reason = format!("cannot run `{}`: {}", exec.display(), e.error);
                     let task = tokio::spawn(async move {
-                        let _ = results.send(false).await;
+                        let _ = results.send(CheckOutcome::fail(reason)).await;
                     });
                     RunningCheck { task, pgid: None }
                 }
                 Ok(pid) => {
                     let exit = reaper.watch(pid);
                     let task = tokio::spawn(async move {
-                        let passed = match tokio::time::timeout(timeout, exit).await {
+                        let outcome = match tokio::time::timeout(timeout, exit).await {
+                            Ok(Ok(status)) if status.success() => CheckOutcome::pass(),
                             Ok(Ok(status)) => {
-                                if !status.success() {
-                                    log::debug!("{name}: failed ({status})");
-                                }
-                                status.success()
+                                let reason = match last_line.wait(OUTPUT_GRACE).await {
+                                    Some(line) => format!("check {}: {line}", ended(status)),
+                                    None => format!("check {} without output", ended(status)),
+                                };
+                                CheckOutcome::fail(reason)
                             }
-                            Ok(Err(_)) => false,
+                            Ok(Err(_)) => CheckOutcome::fail("check lost".into()),
                             Err(_) => {
-                                log::warn!("{name}: timed out after {timeout:?}, killing it");
                                 process::signal_group(pid, Signal::SIGKILL);
-                                false
+                                CheckOutcome::fail(format!(
+                                    "check timed out after {}, killed it",
+                                    human_duration(timeout)
+                                ))
                             }
                         };
-                        let _ = results.send(passed).await;
+                        let _ = results.send(outcome).await;
                     });
                     RunningCheck {
                         task,
@@ -102,38 +138,30 @@ pub fn start(
         }
         HealthCheck::Tcp { address } => {
             let address = address.clone();
-            start_network_check(
-                name,
-                results,
-                async move { tcp_check(&address, timeout).await },
-            )
+            start_network_check(results, async move { tcp_check(&address, timeout).await })
         }
         HealthCheck::Http { url, ok_status } => {
             let url = url.clone();
             let ok_status = ok_status.clone();
-            start_network_check(name, results, async move {
+            start_network_check(results, async move {
                 http_check(&url, &ok_status, timeout).await
             })
         }
     }
 }
 
-/// Runs a check made in-process (TCP, HTTP): it passes on `Ok`; its error
-/// is logged, and it fails.
+/// Runs a check made in-process (TCP, HTTP): it passes on `Ok`, and fails
+/// with the error as its reason.
 fn start_network_check(
-    name: String,
-    results: mpsc::Sender<bool>,
+    results: mpsc::Sender<CheckOutcome>,
     check: impl Future<Output = Result<(), String>> + Send + 'static,
 ) -> RunningCheck {
     let task = tokio::spawn(async move {
-        let passed = match check.await {
-            Ok(()) => true,
-            Err(e) => {
-                log::info!("{name}: {e}");
-                false
-            }
+        let outcome = match check.await {
+            Ok(()) => CheckOutcome::pass(),
+            Err(e) => CheckOutcome::fail(e),
         };
-        let _ = results.send(passed).await;
+        let _ = results.send(outcome).await;
     });
     RunningCheck { task, pgid: None }
 }
@@ -146,7 +174,8 @@ async fn tcp_check(address: &str, timeout: Duration) -> Result<(), String> {
         Ok(Ok(_stream)) => Ok(()),
         Ok(Err(e)) => Err(format!("cannot connect to {address}: {e}")),
         Err(_) => Err(format!(
-            "connecting to {address} timed out after {timeout:?}"
+            "connecting to {address} timed out after {}",
+            human_duration(timeout)
         )),
     }
 }
@@ -173,10 +202,18 @@ async fn http_check(
     let response = match tokio::time::timeout(timeout, request).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) if e.is_timeout() => {
-            return Err(format!("GET {url} timed out after {timeout:?}"));
+            return Err(format!(
+                "GET {url} timed out after {}",
+                human_duration(timeout)
+            ));
         }
         Ok(Err(e)) => return Err(format!("GET {url} failed: {}", describe(e))),
-        Err(_) => return Err(format!("GET {url} timed out after {timeout:?}")),
+        Err(_) => {
+            return Err(format!(
+                "GET {url} timed out after {}",
+                human_duration(timeout)
+            ));
+        }
     };
     let status = response.status().as_u16();
     if ok_status.contains(&status) {

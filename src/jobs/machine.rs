@@ -532,9 +532,9 @@ impl Machine {
             Timer::KillDeadline => {
                 if self.state == State::Stopping {
                     log::warn!(
-                        "{}: still running {:?} after SIGTERM (its stopTimeout), killing it",
+                        "{}: still running {} after SIGTERM (its stopTimeout), killing it",
                         self.rules.name,
-                        self.rules.stop_timeout.unwrap_or_default()
+                        crate::logging::human_duration(self.rules.stop_timeout.unwrap_or_default())
                     );
                     fx.push(Effect::Signal(Signal::SIGKILL));
                 }

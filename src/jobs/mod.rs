@@ -2,5 +2,6 @@
 
 pub mod health;
 pub mod machine;
+pub mod narrate;
 pub mod runner;
 pub mod status;

@@ -4,13 +4,14 @@
 //! on events, exits, timer deadlines and check results (no polling), so an
 //! idle job costs nothing.
 
-use super::health::{self, RunningCheck};
-use super::machine::{Effect, Input, Machine, Rules, ServiceAction, State, Timer};
+use super::health::{self, CheckOutcome, RunningCheck};
+use super::machine::{Effect, Health, Input, Machine, Rules, ServiceAction, State, Timer};
+use super::narrate::{self, Next};
 use super::status::{JobStatus, StatusBoard};
 use crate::config::model::JobConfig;
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
-use crate::events::{Bus, Event};
+use crate::events::{Bus, Event, EventCode};
 use crate::process::{self, ExitStatus, Output, Reaper};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -69,8 +70,14 @@ pub struct Runner {
     check_started: Option<std::time::Instant>,
     /// What we last asked of the registry, for the status view.
     service: Option<ServiceAction>,
-    check_results_tx: mpsc::Sender<bool>,
-    check_results: mpsc::Receiver<bool>,
+    check_results_tx: mpsc::Sender<CheckOutcome>,
+    check_results: mpsc::Receiver<CheckOutcome>,
+    /// When the running process started, to say how long it ran.
+    spawned_at: Option<std::time::Instant>,
+    /// The state last recorded in the journal, and since when (ms since
+    /// the Unix epoch) the job has been in it.
+    journaled_state: State,
+    state_since_ms: u64,
 }
 
 impl Runner {
@@ -82,7 +89,7 @@ impl Runner {
     ) -> (Runner, mpsc::Sender<Command>) {
         let (cmd_tx, commands) = mpsc::channel(8);
         let (check_results_tx, check_results) = mpsc::channel(1);
-        let runner = Runner {
+        let mut runner = Runner {
             machine: Machine::new(rules),
             events: shared.bus.subscribe(),
             config,
@@ -96,6 +103,9 @@ impl Runner {
             service: None,
             check_results_tx,
             check_results,
+            spawned_at: None,
+            journaled_state: State::Waiting,
+            state_since_ms: super::status::now_ms(),
         };
         runner.publish_status();
         (runner, cmd_tx)
@@ -135,7 +145,7 @@ impl Runner {
                     Ok(event) => Input::Event(event),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         self.shared.bus.record_lost(n);
-                        log::error!("{}: missed {n} events (event bus overrun)", self.config.name);
+                        log::error!("{}: missed {} (event bus overrun)", self.config.name, crate::logging::plural(n, "event", "events"));
                         continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => Input::ForceKill,
@@ -145,12 +155,13 @@ impl Runner {
                     self.timers.remove(&timer);
                     Input::Timer(timer)
                 }
-                Some(passed) = self.check_results.recv() => {
+                Some(outcome) = self.check_results.recv() => {
                     self.check = None;
                     if let Some(started) = self.check_started.take() {
-                        self.shared.board.health_checked(&self.config.name, passed, started.elapsed());
+                        self.shared.board.health_checked(&self.config.name, outcome.passed, started.elapsed());
                     }
-                    Input::HealthChecked(passed)
+                    self.on_check(outcome).await;
+                    continue;
                 }
                 Some(cmd) = self.commands.recv() => match cmd {
                     Command::ForceKill => {
@@ -171,7 +182,16 @@ impl Runner {
                     Command::Startup => Input::Event(Event::global(crate::events::EventCode::Startup)),
                 },
             };
+            let exited = match input {
+                Input::Exited(status) => {
+                    Some((status, self.machine.state(), self.machine.restarts))
+                }
+                _ => None,
+            };
             let effects = self.machine.on(input, std::time::Instant::now());
+            if let Some((status, state, restarts)) = exited {
+                self.log_exit(status, (state, restarts), &effects);
+            }
             for effect in effects {
                 self.apply(effect).await;
             }
@@ -192,6 +212,62 @@ impl Runner {
         }
     }
 
+    /// A check result: fed to the machine, and a health transition logged
+    /// with the failing check's reason.
+    async fn on_check(&mut self, outcome: CheckOutcome) {
+        let before = self.machine.health();
+        let effects = self.machine.on(
+            Input::HealthChecked(outcome.passed),
+            std::time::Instant::now(),
+        );
+        let after = self.machine.health();
+        let name = &self.config.name;
+        if after != before && matches!(after, Health::Healthy | Health::Unhealthy) {
+            let (level, line) = narrate::health_line(outcome.passed, outcome.reason.as_deref());
+            log::log!(level, "{name}: {line}");
+        } else if let Some(reason) = &outcome.reason {
+            log::debug!("{name}: still unhealthy: {reason}");
+        }
+        for effect in effects {
+            self.apply(effect).await;
+        }
+        self.publish_status();
+    }
+
+    /// Says how the process ended, how long it ran and what comes next.
+    /// `before` is the state and restart count before the exit.
+    fn log_exit(&self, status: ExitStatus, before: (State, u32), effects: &[Effect]) {
+        let ran_for = self.spawned_at.map(|t| t.elapsed()).unwrap_or_default();
+        let restart_delay = effects.iter().find_map(|e| match e {
+            Effect::SetTimer(Timer::Restart, after) => Some(*after),
+            _ => None,
+        });
+        let respawns = effects.contains(&Effect::Spawn);
+        let restarted = self.machine.restarts > before.1;
+        let interval = matches!(self.config.when, crate::config::model::When::Interval(_));
+        let next = match self.machine.state() {
+            _ if before.0 == State::Stopping => Next::Stopped,
+            State::Restarting => Next::Restart {
+                delay: restart_delay.unwrap_or_default(),
+                number: self.machine.restarts,
+            },
+            State::Running if respawns && restarted && !interval => Next::Restart {
+                delay: std::time::Duration::ZERO,
+                number: self.machine.restarts,
+            },
+            State::Running => Next::RunAgain,
+            State::Waiting if interval => Next::NextRun(
+                self.timers
+                    .get(&Timer::Interval)
+                    .map(|at| at.saturating_duration_since(Instant::now())),
+            ),
+            State::Waiting => Next::WaitTrigger,
+            State::Stopping | State::Stopped => Next::Done,
+        };
+        let (level, line) = narrate::exit_line(status, ran_for, &next, self.config.restarts);
+        log::log!(level, "{}: {line}", self.config.name);
+    }
+
     async fn apply(&mut self, effect: Effect) {
         let name = self.config.name.clone();
         match effect {
@@ -204,7 +280,18 @@ impl Runner {
                     process::signal_group(*pid, sig);
                 }
             }
-            Effect::Publish(code) => self.shared.bus.publish(Event::new(code, &name)),
+            Effect::Publish(code) => {
+                let mut details = serde_json::Map::new();
+                if let (EventCode::ExitSuccess | EventCode::ExitFailed, Some(exit)) =
+                    (code, self.machine.last_exit)
+                {
+                    details.insert("exitCode".into(), exit.code().into());
+                    details.insert("exit".into(), narrate::ended(exit).into());
+                }
+                self.shared
+                    .bus
+                    .publish_with(Event::new(code, &name), details);
+            }
             Effect::SetTimer(timer, after) => {
                 self.timers.insert(timer, Instant::now() + after);
             }
@@ -254,8 +341,14 @@ impl Runner {
         } else {
             Output::Log(self.config.name.clone())
         };
-        match process::spawn(exec, &self.shared.environ.snapshot(), &output) {
+        let start = if self.config.main && process::main_gets_stdin() {
+            process::spawn_main
+        } else {
+            process::spawn
+        };
+        match start(exec, &self.shared.environ.snapshot(), &output) {
             Ok(pid) => {
+                self.spawned_at = Some(std::time::Instant::now());
                 let exit = self.shared.reaper.watch(pid);
                 log::debug!(
                     "{}: started `{}` as pid {pid}",
@@ -274,6 +367,7 @@ impl Runner {
                     exec.display(),
                     e.error
                 );
+                self.spawned_at = Some(std::time::Instant::now());
                 // Report it as the shell would, through the normal exit path.
                 let (tx, rx) = oneshot::channel();
                 let _ = tx.send(ExitStatus::Exited(e.exit_code()));
@@ -282,9 +376,20 @@ impl Runner {
         }
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        let state = self.machine.state();
+        if state != self.journaled_state {
+            self.shared.bus.journal().state(
+                &self.config.name,
+                self.journaled_state.as_str(),
+                state.as_str(),
+            );
+            self.journaled_state = state;
+            self.state_since_ms = super::status::now_ms();
+        }
         let mut status = JobStatus::new(&self.config.name, self.config.service.is_some());
         status.state = self.machine.state().as_str();
+        status.since_ms = self.state_since_ms;
         status.health = self.machine.health().as_str();
         status.pid = self
             .process

@@ -14,9 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JobStatus {
     pub name: String,
     pub state: &'static str,
+    /// When `state` began, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
     pub health: &'static str,
     pub pid: Option<i32>,
     pub restarts: u32,
@@ -37,6 +40,7 @@ pub struct JobStatus {
 /// A job's part in a leader election, kept by its election task
 /// (`crate::coordination::leader`), apart from what the runner writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LeaderStatus {
     /// `leader`; `candidate` (competing for the key); `standby` (not
     /// competing: the job is not healthy in Consul).
@@ -56,6 +60,7 @@ impl JobStatus {
         JobStatus {
             name: name.to_string(),
             state: State::Waiting.as_str(),
+            since_ms: now_ms(),
             health: Health::Unknown.as_str(),
             pid: None,
             restarts: 0,
@@ -71,6 +76,13 @@ impl JobStatus {
         self.last_exit = exit.map(|e| e.to_string());
         self.last_exit_code = exit.map(ExitStatus::code);
     }
+}
+
+/// Now, in milliseconds since the Unix epoch (the status view's clock).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One healthy instance of a watched service.

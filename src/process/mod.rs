@@ -6,7 +6,10 @@ mod spawn;
 
 pub use exit::ExitStatus;
 pub use reaper::Reaper;
-pub use spawn::{Output, SpawnError, group_alive, signal_group, spawn};
+pub use spawn::{
+    LastLine, Output, SpawnError, give_stdin_to_main, group_alive, main_gets_stdin, signal_group,
+    spawn, spawn_main,
+};
 
 /// When we are not PID 1, ask the kernel to re-parent orphans of our
 /// children to us, so they can still be reaped. Returns whether we are PID 1.

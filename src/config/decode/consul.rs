@@ -12,8 +12,8 @@ use crate::config::error::Reporter;
 use crate::config::model::{ConsulConfig, ConsulTls};
 use crate::config::source::{Spanned, Value};
 
-const CONSUL_KEYS: &[&str] = &["address", "scheme", "token", "tls"];
-const TLS_KEYS: &[&str] = &[
+pub(crate) const CONSUL_KEYS: &[&str] = &["address", "scheme", "token", "tls"];
+pub(crate) const TLS_KEYS: &[&str] = &[
     "cafile",
     "capath",
     "clientcert",

@@ -8,7 +8,7 @@ use crate::config::error::Reporter;
 use crate::config::model::ControlConfig;
 use crate::config::source::{Spanned, Value};
 
-const CONTROL_KEYS: &[&str] = &["socket"];
+pub(crate) const CONTROL_KEYS: &[&str] = &["socket"];
 
 pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> ControlConfig {
     let mut config = ControlConfig::default();

@@ -18,11 +18,11 @@ use crate::config::error::Reporter;
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::config::source::{Span, Spanned, Value};
 
-const HEALTH_KEYS: &[&str] = &[
+pub(crate) const HEALTH_KEYS: &[&str] = &[
     "exec", "http", "tcp", "interval", "ttl", "timeout", "logging",
 ];
-const HTTP_KEYS: &[&str] = &["url", "status"];
-const LOGGING_KEYS: &[&str] = &["raw"];
+pub(crate) const HTTP_KEYS: &[&str] = &["url", "status"];
+pub(crate) const LOGGING_KEYS: &[&str] = &["raw"];
 
 /// Statuses that count as healthy when `http.status` is not given: 2xx, as
 /// Consul's own HTTP checks count them. Redirects are not followed, so an

@@ -11,7 +11,7 @@ use crate::config::model::{Backoff, JobConfig, LeaderConfig, When};
 use crate::config::source::{Span, Spanned, Value, line_col};
 use std::time::Duration;
 
-const JOB_KEYS: &[&str] = &[
+pub(crate) const JOB_KEYS: &[&str] = &[
     "name",
     "exec",
     "logging",
@@ -32,7 +32,7 @@ const JOB_KEYS: &[&str] = &[
     "exitOnFailure",
     "leader",
 ];
-const LEADER_KEYS: &[&str] = &["key", "ttl", "lockDelay"];
+pub(crate) const LEADER_KEYS: &[&str] = &["key", "ttl", "lockDelay"];
 
 /// Leadership defaults: Consul's own session defaults (docs/coordination.md).
 pub(crate) const DEFAULT_LEADER_TTL: Duration = Duration::from_secs(15);

@@ -9,7 +9,7 @@ use crate::config::model::{LogFormat, LogLevel, LogOutput, LoggingConfig};
 use crate::config::source::{Spanned, Value};
 use crate::config::suggest;
 
-const LOGGING_KEYS: &[&str] = &["level", "format", "output"];
+pub(crate) const LOGGING_KEYS: &[&str] = &["level", "format", "output"];
 
 pub fn decode(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> LoggingConfig {
     let mut config = LoggingConfig::default();

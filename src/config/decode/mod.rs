@@ -8,16 +8,16 @@
 // `pub(crate)` where the ContainerPilot 2 translation (`config::v2`) and the
 // hooks (`config::hooks`) reuse a section's decoding.
 pub(crate) mod consul;
-mod control;
+pub(crate) mod control;
 pub(crate) mod fields;
-mod health;
+pub(crate) mod health;
 pub(crate) mod jobs;
 pub(crate) mod logging;
 pub(crate) mod restarts;
 pub(crate) mod service;
 pub(crate) mod telemetry;
 pub(crate) mod values;
-mod watches;
+pub(crate) mod watches;
 pub(crate) mod when;
 
 pub use telemetry::DEFAULT_TELEMETRY_PORT;
@@ -30,7 +30,7 @@ use super::model::{Config, ControlConfig, DEFAULT_STOP_TIMEOUT, LoggingConfig, S
 use super::source::{Spanned, Value};
 use fields::Fields;
 
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "consul",
     "logging",
     "control",

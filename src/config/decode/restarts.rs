@@ -10,7 +10,7 @@ use crate::config::source::{Spanned, Value};
 use crate::config::suggest;
 
 const RESTARTS_HINT: &str = "write a whole number such as `3`, `\"unlimited\"` or `\"never\"`";
-const BACKOFF_KEYS: &[&str] = &["initial", "max", "reset"];
+pub(crate) const BACKOFF_KEYS: &[&str] = &["initial", "max", "reset"];
 
 /// `restarts`, defaulting as ContainerPilot: unlimited for `interval` jobs
 /// (each tick is a restart), never otherwise.

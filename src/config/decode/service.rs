@@ -11,7 +11,7 @@ use crate::config::model::ServiceConfig;
 use crate::config::source::{Spanned, Value};
 use crate::config::suggest;
 
-const CONSUL_KEYS: &[&str] = &["enableTagOverride", "deregisterCriticalServiceAfter"];
+pub(crate) const CONSUL_KEYS: &[&str] = &["enableTagOverride", "deregisterCriticalServiceAfter"];
 const STATUSES: [&str; 3] = ["passing", "warning", "critical"];
 
 /// Keys that only mean something for a registered (advertised) job.

@@ -8,8 +8,8 @@ use crate::config::model::{MetricConfig, MetricType, TelemetryConfig};
 use crate::config::source::{Spanned, Value};
 use crate::config::suggest;
 
-const TELEMETRY_KEYS: &[&str] = &["port", "interfaces", "tags", "metrics"];
-const METRIC_KEYS: &[&str] = &["namespace", "subsystem", "name", "help", "type"];
+pub(crate) const TELEMETRY_KEYS: &[&str] = &["port", "interfaces", "tags", "metrics"];
+pub(crate) const METRIC_KEYS: &[&str] = &["namespace", "subsystem", "name", "help", "type"];
 const TYPES: [&str; 4] = ["counter", "gauge", "histogram", "summary"];
 
 /// ContainerPilot's default telemetry port.

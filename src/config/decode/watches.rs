@@ -9,7 +9,8 @@ use crate::config::hooks::{self, Created, Hook};
 use crate::config::model::{JobConfig, WatchConfig, WatchTarget};
 use crate::config::source::{Span, Spanned, Value, line_col};
 
-const WATCH_KEYS: &[&str] = &["name", "interval", "tag", "dc", "key", "prefix", "onChange"];
+pub(crate) const WATCH_KEYS: &[&str] =
+    &["name", "interval", "tag", "dc", "key", "prefix", "onChange"];
 
 /// Default minimum spacing between two events of a watch, ContainerPilot's
 /// usual poll interval. With blocking queries it only limits event bursts.

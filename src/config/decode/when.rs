@@ -15,7 +15,7 @@ use crate::config::source::{Spanned, Value};
 use crate::config::suggest;
 use crate::events::{EventCode, GLOBAL};
 
-const WHEN_KEYS: &[&str] = &["source", "once", "each", "interval", "timeout"];
+pub(crate) const WHEN_KEYS: &[&str] = &["source", "once", "each", "interval", "timeout"];
 
 /// The shortest interval or timeout ContainerPilot allowed.
 pub const MIN_TASK_DURATION: Duration = Duration::from_millis(1);

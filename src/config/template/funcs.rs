@@ -31,6 +31,14 @@ pub(super) fn exists(name: &str) -> bool {
     GO_BUILTINS.contains(&name) || CONTAINERPILOT.contains(&name)
 }
 
+/// " (did you mean `default`?)" for a misspelled function name, or "".
+pub(super) fn suggestion(name: &str) -> String {
+    let known = GO_BUILTINS.iter().chain(CONTAINERPILOT.iter()).copied();
+    crate::config::suggest::closest(name, known)
+        .map(|f| format!(" (did you mean `{f}`?)"))
+        .unwrap_or_default()
+}
+
 type Env = HashMap<String, String>;
 
 /// Call `name` (other than `and`/`or`) with evaluated arguments; the piped

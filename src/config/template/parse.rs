@@ -389,7 +389,10 @@ impl<'a> Parser<'a> {
                 _ if !funcs::exists(&word) => {
                     return Err(PosError::new(
                         pos,
-                        format!("function \"{word}\" not defined"),
+                        format!(
+                            "function \"{word}\" not defined{}",
+                            funcs::suggestion(&word)
+                        ),
                     ));
                 }
                 _ => Term::Func(word),
