@@ -41,7 +41,6 @@ pub struct Options {
     pub json: bool,
 }
 
-
 /// Parses the words after `autopilot events`.
 pub fn parse_args(words: &[String]) -> Result<Cli, UsageError> {
     let mut options = Options {

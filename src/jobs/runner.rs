@@ -265,6 +265,13 @@ impl Runner {
             State::Stopping | State::Stopped => Next::Done,
         };
         let (level, line) = narrate::exit_line(status, ran_for, &next, self.config.restarts);
+        // A main job's last exit is autopilot's own exit code, passed on as
+        // the container's: news, not a warning (and tini mode stays quiet).
+        let level = if self.config.main && next == Next::Done {
+            log::Level::Info
+        } else {
+            level
+        };
         log::log!(level, "{}: {line}", self.config.name);
     }
 
