@@ -83,6 +83,12 @@ now_ms() { date +%s%3N; }
 if [ "${VOLUME_PREBUILT:-}" != 1 ]; then
     log "base images (scripts/docker-images.sh volume)"
     bash scripts/docker-images.sh volume
+    # The image is cached by tag: one built before jq, socat and curl joined
+    # its package list lacks what the hooks use.
+    if ! docker run --rm autopilot-volume-base:bookworm sh -c 'command -v jq && command -v socat && command -v curl' >/dev/null; then
+        log "autopilot-volume-base:bookworm lacks jq, socat or curl: rebuilding it"
+        bash scripts/docker-images.sh --force volume
+    fi
     build_autopilot_image
     log "docker-compose build"
     run_logged build-example "${COMPOSE[@]}" build
