@@ -12,6 +12,10 @@ const EXIT_USAGE: u8 = 2;
 /// `check -strict`: the config is valid but has warnings.
 const EXIT_WARNINGS: u8 = 3;
 
+/// Exit code after an internal error (a panic), when the jobs' own outcome
+/// would have been 0: BSD's EX_SOFTWARE.
+const EXIT_INTERNAL: u8 = 70;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cli = match cli::parse(&args) {
@@ -329,6 +333,7 @@ fn command_config(command: &[String]) -> Result<config::Loaded, ExitCode> {
 
 fn run(cli: &cli::Cli) -> ExitCode {
     autopilot::logging::init();
+    panics::install();
     let (source, loaded) = match config_source(cli) {
         Err(_) if !cli.rest.is_empty() => match command_config(&cli.rest) {
             Ok(loaded) => (None, loaded),
@@ -410,10 +415,91 @@ fn run(cli: &cli::Cli) -> ExitCode {
         }
     };
     let reload = source.map(|source| reloader(source, load_options(cli)));
+    #[cfg(debug_assertions)]
+    panics::test_trigger(&runtime);
     let code = runtime.block_on(autopilot::supervisor::run_with(
         config,
         extensions(control),
         reload,
     ));
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    match u8::try_from(code).unwrap_or(1) {
+        0 if panics::happened() => ExitCode::from(EXIT_INTERNAL),
+        code => ExitCode::from(code),
+    }
+}
+
+/// What a panic does to a running autopilot.
+///
+/// The release profile unwinds (see Cargo.toml), so a panic in a task ends
+/// that task only: tokio catches it, and PID 1 goes on reaping and
+/// forwarding signals. But the task had a duty (a job's runner, a watch, the
+/// Consul registration, the control socket) that nothing now performs, and
+/// silently running without it would leave the container blind. So the
+/// first panic is logged as an error, with where it happened, and starts the
+/// same orderly shutdown as SIGTERM: every job is stopped with its stop
+/// hooks, services are deregistered, and autopilot exits non-zero (the jobs'
+/// code, or 70) so that the orchestrator restarts the container whole.
+///
+/// A panic in the supervisor's own loop cannot be survived: it unwinds out
+/// of `main`, and the kernel ends the container as for any PID 1 exit.
+mod panics {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static PANICKED: AtomicBool = AtomicBool::new(false);
+
+    /// Logs every panic as an error; the first one also asks for shutdown.
+    pub fn install() {
+        std::panic::set_hook(Box::new(|info| {
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            let location = info
+                .location()
+                .map_or_else(|| "an unknown place".into(), |l| l.to_string());
+            let thread = std::thread::current();
+            log::error!(
+                "internal error: a task panicked at {location} (thread {}): {message}. \
+                 This is a bug in autopilot; please report it with this line",
+                thread.name().unwrap_or("unnamed")
+            );
+            if !PANICKED.swap(true, Ordering::SeqCst) {
+                log::error!(
+                    "stopping every job cleanly after the internal error; \
+                     autopilot will exit non-zero (70 unless a job's code says otherwise)"
+                );
+                // The supervisor treats it as a SIGTERM: the orderly shutdown.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::this(),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }));
+    }
+
+    /// Whether any panic happened.
+    pub fn happened() -> bool {
+        PANICKED.load(Ordering::SeqCst)
+    }
+
+    /// Debug builds only, for the integration test of this mechanism: with
+    /// `AUTOPILOT_TEST_PANIC=task`, a task spawned beside the supervisor
+    /// panics at the first SIGUSR2, as a bug in one of its tasks would.
+    #[cfg(debug_assertions)]
+    pub fn test_trigger(runtime: &tokio::runtime::Runtime) {
+        use tokio::signal::unix::{SignalKind, signal};
+        if std::env::var("AUTOPILOT_TEST_PANIC").as_deref() != Ok("task") {
+            return;
+        }
+        let _guard = runtime.enter();
+        let Ok(mut usr2) = signal(SignalKind::user_defined2()) else {
+            return;
+        };
+        runtime.spawn(async move {
+            usr2.recv().await;
+            panic!("AUTOPILOT_TEST_PANIC asked for a panic in a task");
+        });
+    }
 }

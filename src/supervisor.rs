@@ -16,6 +16,7 @@
 //! config file (through a [`Reloader`]); for a version 3 config SIGHUP is an
 //! event and SIGUSR1 is forwarded.
 
+use crate::config::duration;
 use crate::config::model::{Config, JobConfig, SignalMode};
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
@@ -254,7 +255,7 @@ impl Supervisor {
         loop {
             let deadline = match (shutdown, killed_at) {
                 (_, Some(at)) => Some(at + AFTER_KILL_GRACE),
-                (Some((_, at)), None) => Some(at + self.config.stop_timeout),
+                (Some((_, at)), None) => Some(duration::later(at, self.config.stop_timeout)),
                 _ => None,
             };
             tokio::select! {

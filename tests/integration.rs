@@ -14,6 +14,7 @@ mod it_kv;
 mod it_leader;
 mod it_migrate;
 mod it_operator;
+mod it_panic;
 mod it_reaping;
 mod it_reload_watches;
 mod it_shutdown;

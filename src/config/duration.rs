@@ -7,7 +7,10 @@
 //!   ContainerPilot's `GetTimeout`, as numeric strings (`"10"`).
 //!
 //! The decoder picks which one a field accepts; this module only parses and
-//! formats. Negative durations mean nothing to a supervisor and are rejected.
+//! formats. Negative durations mean nothing to a supervisor and are rejected,
+//! and so are durations longer than [`MAX`]: the runtime adds them to clocks
+//! and multiplies them, and a config that passes `check` must not be able to
+//! overflow either.
 
 use std::fmt;
 use std::time::Duration;
@@ -23,6 +26,31 @@ impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// The longest duration a config may give: ten years. Far beyond any sensible
+/// interval or timeout, and far within what the runtime can add to a clock
+/// (Go's own limit is about 292 years, Rust's `Instant` overflows near there).
+pub const MAX: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `MAX` as written in messages.
+const MAX_TEXT: &str = "87600h (10 years)";
+
+/// `d` when it is at most [`MAX`].
+fn bounded(d: Duration, original: &str) -> Result<Duration, DurationError> {
+    if d > MAX {
+        return Err(too_long(original));
+    }
+    Ok(d)
+}
+
+/// `from + after`, or the farthest representable instant: decoding bounds
+/// every configured duration by [`MAX`], and this keeps the runtime from
+/// panicking even if a duration ever escapes that bound.
+pub fn later(from: tokio::time::Instant, after: Duration) -> tokio::time::Instant {
+    from.checked_add(after)
+        .or_else(|| from.checked_add(MAX))
+        .unwrap_or(from)
 }
 
 fn fail(message: impl Into<String>, hint: Option<String>) -> DurationError {
@@ -107,19 +135,24 @@ pub fn parse_go(text: &str) -> Result<Duration, DurationError> {
         let whole: u128 = if whole.is_empty() {
             0
         } else {
-            whole.parse().map_err(|_| too_long(original))?
+            whole
+                .parse()
+                .map_err(|_| too_long(&format!("{original:?}")))?
         };
-        let mut nanos = whole.checked_mul(scale).ok_or_else(|| too_long(original))?;
+        let mut nanos = whole
+            .checked_mul(scale)
+            .ok_or_else(|| too_long(&format!("{original:?}")))?;
         // The fraction, exact to the nanosecond: digits beyond that cannot matter.
         let mut place = scale;
         for digit in frac.bytes().take(30) {
             place /= 10;
             nanos += u128::from(digit - b'0') * place;
         }
-        total = total.checked_add(nanos).ok_or_else(|| too_long(original))?;
-        // Go keeps durations in an i64 of nanoseconds (about 292 years).
-        if total > i64::MAX as u128 {
-            return Err(too_long(original));
+        total = total
+            .checked_add(nanos)
+            .ok_or_else(|| too_long(&format!("{original:?}")))?;
+        if total > MAX.as_nanos() {
+            return Err(too_long(&format!("{original:?}")));
         }
     }
     if negative && total > 0 {
@@ -133,8 +166,10 @@ pub fn parse_go(text: &str) -> Result<Duration, DurationError> {
 
 fn too_long(original: &str) -> DurationError {
     fail(
-        format!("duration {original:?} is too long"),
-        Some("the longest duration is about 292 years".into()),
+        format!("duration {original} is too long"),
+        Some(format!(
+            "the longest duration autopilot accepts is {MAX_TEXT}"
+        )),
     )
 }
 
@@ -145,8 +180,8 @@ pub fn parse_timeout(text: &str) -> Result<Duration, DurationError> {
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return digits
             .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| too_long(text));
+            .map_err(|_| too_long(&format!("{text:?}")))
+            .and_then(|secs| bounded(Duration::from_secs(secs), &format!("{text:?}")));
     }
     if let Some(neg) = text.strip_prefix('-')
         && !neg.is_empty()
@@ -172,7 +207,15 @@ pub fn from_seconds(seconds: f64) -> Result<Duration, DurationError> {
             Some("durations must be zero or more".into()),
         ));
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| too_long(&seconds.to_string()))
+    // `1e19`, not its twenty digits.
+    let text = if seconds >= 1e9 {
+        format!("{seconds:e} seconds")
+    } else {
+        format!("{seconds} seconds")
+    };
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| too_long(&text))
+        .and_then(|d| bounded(d, &text))
 }
 
 /// Formats a duration the way Go prints one, compactly: `1m30s`, `1.5s`,
@@ -275,6 +318,34 @@ mod tests {
                 .unwrap_err()
                 .message
                 .contains("too long")
+        );
+    }
+
+    /// Issue 14, defect 2: durations near `u64::MAX` nanoseconds passed
+    /// `check` and overflowed the clock at run time.
+    #[test]
+    fn durations_longer_than_ten_years_are_rejected() {
+        assert_eq!(parse_go("87600h"), Ok(MAX));
+        assert_eq!(parse_timeout("315360000"), Ok(MAX));
+        assert_eq!(from_seconds(315_360_000.0), Ok(MAX));
+        for e in [
+            parse_go("87600h1ns").unwrap_err(),
+            parse_go("2562047h47m16.854775807s").unwrap_err(),
+            parse_timeout("315360001").unwrap_err(),
+            parse_timeout("18446744073709551615").unwrap_err(),
+            from_seconds(1e19).unwrap_err(),
+            from_seconds(5e18).unwrap_err(),
+            from_seconds(315_360_000.5).unwrap_err(),
+        ] {
+            assert!(e.message.ends_with("is too long"), "{e}");
+            assert_eq!(
+                e.hint.as_deref(),
+                Some("the longest duration autopilot accepts is 87600h (10 years)")
+            );
+        }
+        assert_eq!(
+            from_seconds(1e19).unwrap_err().message,
+            "duration 1e19 seconds is too long"
         );
     }
 

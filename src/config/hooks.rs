@@ -21,7 +21,7 @@ use super::error::Reporter;
 use super::model::{
     Backoff, Config, EventPattern, Exec, JobConfig, Repeat, Restarts, WatchConfig, When,
 };
-use super::source::{Span, Spanned, Value, line_col};
+use super::source::{Span, Spanned, Value};
 use crate::events::EventCode;
 
 pub(crate) const JOB_HOOK_KEYS: &[&str] = &["preStart", "preStop", "postStop"];
@@ -96,7 +96,7 @@ pub fn decode_command(
     let exec = values::exec(v, path, rep)?;
     Some(Hook {
         exec,
-        line: line_col(rep.text(), key_span.start).0,
+        line: rep.line_of(key_span.start),
         span: key_span,
         path: path.to_string(),
     })

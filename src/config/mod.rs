@@ -68,7 +68,7 @@ impl Source {
     /// Reads a `-config` (or `CONTAINERPILOT`) value: JSON text when it
     /// starts with `{`, otherwise a path, with or without `file://`.
     pub fn from_flag(raw: &str) -> Source {
-        if raw.trim_start().starts_with('{') {
+        if without_bom(raw).trim_start().starts_with('{') {
             Source::Inline(raw.to_string())
         } else {
             Source::File(strip_file_url(Path::new(raw)))
@@ -182,6 +182,7 @@ pub fn load_str_with(
     env: &HashMap<String, String>,
     options: &LoadOptions,
 ) -> Result<Loaded, ConfigError> {
+    let raw = without_bom(raw);
     let rendered = render(raw, origin, env)?;
     let input = v2::Input {
         app: render_app(&options.app, env)?,
@@ -246,6 +247,17 @@ fn render_app(words: &[String], env: &HashMap<String, String>) -> Result<Vec<Str
             })
         })
         .collect::<Result<_, _>>()?;
+    if let Some(i) = rendered.iter().position(|word| word.contains('\0')) {
+        return Err(ConfigError::single(Diagnostic::unlocated(
+            "the command line",
+            format!(
+                "word {} of the app's command line ({:?}) renders to text with a NUL character",
+                i + 1,
+                words[i]
+            ),
+            Some("no process can be given a NUL character: change the template".into()),
+        )));
+    }
     if rendered
         .first()
         .is_some_and(|program| program.trim().is_empty())
@@ -264,12 +276,13 @@ fn render_app(words: &[String], env: &HashMap<String, String>) -> Result<Vec<Str
 
 /// Parses and validates already-rendered text (no template step).
 pub fn parse_str(rendered: &str, origin: &str) -> Result<Loaded, ConfigError> {
-    parse_labelled(rendered, origin, &v2::Input::default())
+    parse_labelled(without_bom(rendered), origin, &v2::Input::default())
 }
 
 fn parse_labelled(rendered: &str, label: &str, input: &v2::Input) -> Result<Loaded, ConfigError> {
     let mut rep = Reporter::new(rendered, label);
     let config = source::parse_into(&mut rep).map(|root| {
+        source::reject_nul(&root, "", &mut rep);
         quirks::event_warnings(&root, &mut rep);
         match version::detect(&root) {
             Version::V3 => decode::decode(&root, &mut rep),
@@ -289,8 +302,15 @@ fn parse_labelled(rendered: &str, label: &str, input: &v2::Input) -> Result<Load
     }
 }
 
+/// The text without the UTF-8 byte order mark that Windows editors write
+/// at the start of a file (it is not JSON5, but it is not content either).
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// Renders the template, turning its error into a located diagnostic.
 fn render(raw: &str, file: &str, env: &HashMap<String, String>) -> Result<String, ConfigError> {
+    let raw = without_bom(raw);
     template::render(raw, env).map_err(|e| {
         // Underline the whole `{{ ... }}` action when the error is inside one.
         let line = raw.split('\n').nth(e.line.saturating_sub(1)).unwrap_or("");
@@ -348,6 +368,10 @@ fn read(path: &Path, file: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod corpus_tests;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod migration_tests;
+#[cfg(test)]
+mod robustness_tests;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,8 @@
 //! forbids but the parser lets through are checked here: duplicate keys in one
 //! object and raw line breaks inside strings.
 
+use std::collections::HashMap;
+
 use jsonc_parser::ast;
 use jsonc_parser::errors::ParseErrorKind;
 use jsonc_parser::{CollectOptions, ParseOptions, parse_to_ast};
@@ -184,7 +186,9 @@ fn convert(value: &ast::Value<'_>, reporter: &mut Reporter<'_>) -> Spanned<Value
             Spanned::new(Value::Array(items), range_span(a.range))
         }
         ast::Value::Object(o) => {
-            let mut entries: Vec<(Spanned<String>, Spanned<Value>)> = Vec::new();
+            // In document order; `None` where a later duplicate replaced it.
+            let mut entries: Vec<Option<(Spanned<String>, Spanned<Value>)>> = Vec::new();
+            let mut index_of: HashMap<String, usize> = HashMap::new();
             for prop in &o.properties {
                 let (name, span) = match &prop.name {
                     ast::ObjectPropName::String(s) => {
@@ -196,9 +200,11 @@ fn convert(value: &ast::Value<'_>, reporter: &mut Reporter<'_>) -> Spanned<Value
                 let value = convert(&prop.value, reporter);
                 // JSON5 leaves duplicates undefined; ContainerPilot's parser
                 // kept the last one silently. Keep the last one, and say so.
-                if let Some(index) = entries.iter().position(|(k, _)| k.value == name) {
-                    let (line, _) = line_col(reporter.text(), entries[index].0.start);
-                    let same = same_value(&entries[index].1.value, &value.value);
+                if let Some(index) = index_of.insert(name.clone(), entries.len())
+                    && let Some((earlier_key, earlier)) = entries[index].take()
+                {
+                    let line = reporter.line_of(earlier_key.start);
+                    let same = same_value(&earlier.value, &value.value);
                     reporter.warning(
                         span,
                         "",
@@ -211,10 +217,10 @@ fn convert(value: &ast::Value<'_>, reporter: &mut Reporter<'_>) -> Spanned<Value
                         },
                         Some(format!("keep only one `{name}` in this object")),
                     );
-                    entries.remove(index);
                 }
-                entries.push((Spanned::new(name, span), value));
+                entries.push(Some((Spanned::new(name, span), value)));
             }
+            let entries = entries.into_iter().flatten().collect();
             Spanned::new(Value::Object(entries), range_span(o.range))
         }
     }
@@ -234,6 +240,50 @@ fn same_value(a: &Value, b: &Value) -> bool {
         }
         (Value::Number(x), Value::Number(y)) => x.value == y.value,
         _ => a == b,
+    }
+}
+
+/// Reports every string (value or key) that contains a NUL character: no
+/// process can receive one (arguments, environment variables and paths end
+/// at NUL), so a job, name or path carrying it could only fail later, and a
+/// job name carrying it would break every process start through
+/// `CONTAINERPILOT_<JOB>_PID`. Checked once here, for every field of every
+/// version, rather than field by field.
+pub fn reject_nul(value: &Spanned<Value>, path: &str, reporter: &mut Reporter<'_>) {
+    let report = |reporter: &mut Reporter<'_>, span: Span, path: &str, what: &str| {
+        reporter.error(
+            span,
+            path,
+            format!("{what} contains a NUL character (`\\u0000`)"),
+            Some(
+                "no process can be given a NUL character (arguments, environment variables \
+                 and paths end at it): remove it"
+                    .into(),
+            ),
+        );
+    };
+    match &value.value {
+        Value::String(s) if s.contains('\0') => report(reporter, value.span(), path, "the string"),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                reject_nul(item, &format!("{path}[{i}]"), reporter);
+            }
+        }
+        Value::Object(entries) => {
+            for (key, item) in entries {
+                let child = if path.is_empty() {
+                    key.value.clone()
+                } else {
+                    format!("{path}.{}", key.value)
+                };
+                if key.value.contains('\0') {
+                    report(reporter, key.span(), &child, "the key");
+                } else {
+                    reject_nul(item, &child, reporter);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -6,10 +6,14 @@ pub fn closest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
+    // At most three edits are ever suggested, and the distance is at least
+    // the difference in length: skip the (quadratic) distance for words
+    // that cannot be close, such as a generated key a megabyte long.
+    let word_len = word.chars().count();
     let lower = word.to_lowercase();
     let mut best: Option<(usize, &'a str)> = None;
     for candidate in candidates {
-        if candidate == word {
+        if candidate == word || candidate.chars().count().abs_diff(word_len) > 3 {
             continue;
         }
         let distance = strsim::damerau_levenshtein(&lower, &candidate.to_lowercase());

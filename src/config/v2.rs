@@ -47,7 +47,7 @@ use super::model::{
     MetricConfig, MetricType, Repeat, Restarts, SignalMode, TelemetryConfig, WatchConfig,
     WatchTarget, When,
 };
-use super::source::{Span, Spanned, Value, line_col};
+use super::source::{Span, Spanned, Value};
 use crate::events::EventCode;
 use crate::telemetry::metrics::{full_name, is_valid_name};
 
@@ -343,7 +343,7 @@ fn list<'a, T>(
 }
 
 fn line_of(rep: &Reporter<'_>, v: &Spanned<Value>) -> usize {
-    line_col(rep.text(), v.start).0
+    rep.line_of(v.start)
 }
 
 /// A required key: reports it missing with `hint`.
@@ -397,7 +397,7 @@ fn service(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<(Jo
     let line = line_of(rep, v);
     let name_value = required(&mut f, "name", rep, "add `\"name\": \"app\"`");
     let name = name_value
-        .and_then(|n| values::non_empty_string(n, &f.path_of("name"), rep, "name the service"));
+        .and_then(|n| values::env_safe_name(n, &f.path_of("name"), rep, "name the service"));
     if let (Some(name), Some(n)) = (&name, name_value)
         && !is_service_name(name)
     {
@@ -516,7 +516,7 @@ fn backend(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<Bac
     let line = line_of(rep, v);
     let name_value = required(&mut f, "name", rep, "name the Consul service to watch");
     let name = name_value.and_then(|n| {
-        values::non_empty_string(n, &f.path_of("name"), rep, "name the service to watch")
+        values::env_safe_name(n, &f.path_of("name"), rep, "name the service to watch")
     });
     let interval = match f.get("poll", rep).filter(|v| !values::is_blank(v)) {
         Some(v) => values::duration_at_least(

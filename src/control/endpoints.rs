@@ -410,6 +410,9 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -20,6 +20,7 @@
 use super::backoff::Backoff;
 use super::client::{Blocking, ConsulClient, Reply, key_path, next_index, segment};
 use super::payload::{self, Instance, KvEntry, RuntimeDir};
+use crate::config::duration;
 use crate::config::model::{WatchConfig, WatchTarget};
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
@@ -195,7 +196,7 @@ impl Watch {
                     let Some(now) = latest.clone() else { continue };
                     self.publish(published.as_ref(), &now).await;
                     published = Some(now);
-                    next_publish = Instant::now() + self.config.interval;
+                    next_publish = duration::later(Instant::now(), self.config.interval);
                 }
             }
         }

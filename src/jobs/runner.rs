@@ -8,6 +8,7 @@ use super::health::{self, CheckOutcome, RunningCheck};
 use super::machine::{Effect, Health, Input, Machine, Rules, ServiceAction, State, Timer};
 use super::narrate::{self, Next};
 use super::status::{JobStatus, StatusBoard};
+use crate::config::duration;
 use crate::config::model::JobConfig;
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
@@ -300,7 +301,8 @@ impl Runner {
                     .publish_with(Event::new(code, &name), details);
             }
             Effect::SetTimer(timer, after) => {
-                self.timers.insert(timer, Instant::now() + after);
+                self.timers
+                    .insert(timer, duration::later(Instant::now(), after));
             }
             Effect::CancelTimer(timer) => {
                 self.timers.remove(&timer);

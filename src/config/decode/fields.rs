@@ -166,7 +166,7 @@ pub fn required_name<'a>(
 ) -> (Option<&'a Spanned<Value>>, Option<String>) {
     let name_value = f.get("name", rep);
     let name = match name_value {
-        Some(n) => values::non_empty_string(n, &f.path_of("name"), rep, empty_hint),
+        Some(n) => values::env_safe_name(n, &f.path_of("name"), rep, empty_hint),
         None => {
             rep.error(
                 f.span(),

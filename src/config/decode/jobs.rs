@@ -8,7 +8,7 @@ use crate::config::duration;
 use crate::config::error::Reporter;
 use crate::config::hooks::{self, Created, JobHooks};
 use crate::config::model::{Backoff, JobConfig, LeaderConfig, When};
-use crate::config::source::{Span, Spanned, Value, line_col};
+use crate::config::source::{Span, Spanned, Value};
 use std::time::Duration;
 
 pub(crate) const JOB_KEYS: &[&str] = &[
@@ -122,7 +122,7 @@ pub fn decode_all(
 
 fn decode_one(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<(JobConfig, Site)> {
     let mut f = Fields::open(v, path, "a job", JOB_KEYS, rep)?;
-    let line = line_col(rep.text(), v.start).0;
+    let line = rep.line_of(v.start);
 
     let (name_value, name) = required_name(
         &mut f,

@@ -62,6 +62,42 @@ pub fn non_empty_string(
     Some(s)
 }
 
+/// A job or watch name: not empty, and usable in the environment variable
+/// names autopilot derives from it (`CONTAINERPILOT_<NAME>_PID` is set in
+/// every process's environment, so a name with `=` would break them all).
+pub fn env_safe_name(
+    v: &Spanned<Value>,
+    path: &str,
+    rep: &mut Reporter<'_>,
+    hint: &str,
+) -> Option<String> {
+    let name = non_empty_string(v, path, rep, hint)?;
+    // NUL is reported for every string, by `source::reject_nul`.
+    let unfit = |c: char| c == '=' || (c.is_control() && c != '\0');
+    let Some(bad) = name.chars().find(|&c| unfit(c)) else {
+        return Some(name);
+    };
+    let shown = if bad == '=' {
+        "`=`".to_string()
+    } else {
+        format!("the control character {:?}", bad)
+    };
+    let cleaned: String = name
+        .chars()
+        .map(|c| if unfit(c) { '-' } else { c })
+        .collect();
+    rep.error(
+        v.span(),
+        path,
+        format!("the name {name:?} contains {shown}"),
+        Some(format!(
+            "autopilot passes the name to processes in environment variable names \
+             (`CONTAINERPILOT_<NAME>_PID`), which cannot contain it: write {cleaned:?}"
+        )),
+    );
+    None
+}
+
 pub fn bool(v: &Spanned<Value>, path: &str, rep: &mut Reporter<'_>) -> Option<bool> {
     let parsed = match &v.value {
         Value::Bool(b) => Some(*b),

@@ -7,7 +7,7 @@ use super::values;
 use crate::config::error::Reporter;
 use crate::config::hooks::{self, Created, Hook};
 use crate::config::model::{JobConfig, WatchConfig, WatchTarget};
-use crate::config::source::{Span, Spanned, Value, line_col};
+use crate::config::source::{Span, Spanned, Value};
 
 pub(crate) const WATCH_KEYS: &[&str] =
     &["name", "interval", "tag", "dc", "key", "prefix", "onChange"];
@@ -66,7 +66,7 @@ fn decode_one(
     rep: &mut Reporter<'_>,
 ) -> Option<(WatchConfig, Span, Option<Hook>)> {
     let mut f = Fields::open(v, path, "a watch", WATCH_KEYS, rep)?;
-    let line = line_col(rep.text(), v.start).0;
+    let line = rep.line_of(v.start);
     let (name_value, name) = required_name(
         &mut f,
         rep,

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use super::PosError;
 use super::parse::{Command, Control, Node, Operand, Pipe, Term};
 use super::value::{self, Value};
+use super::{MAX_ITERATIONS, MAX_RENDERED, MAX_WORK, PosError};
 use super::{funcs, printf};
 
 pub(super) fn execute(nodes: &[Node], env: &HashMap<String, String>) -> Result<String, PosError> {
@@ -22,6 +22,9 @@ pub(super) fn execute_with<'a>(
         env,
         vars: vec![("$".to_string(), Value::Env(data))],
         out: String::new(),
+        iterations: 0,
+        work: 0,
+        pos: 0,
     };
     exec.walk(nodes, &Value::Env(data))?;
     Ok(exec.out)
@@ -40,6 +43,12 @@ struct Exec<'a> {
     /// Variables in scope, innermost last; `$` is the first.
     vars: Vec<(String, Value<'a>)>,
     out: String,
+    /// `range` iterations so far, against [`MAX_ITERATIONS`].
+    iterations: usize,
+    /// Bytes of values made so far, against [`MAX_WORK`].
+    work: usize,
+    /// The offset of the action being run, for errors found in text.
+    pos: usize,
 }
 
 impl<'a> Exec<'a> {
@@ -47,13 +56,13 @@ impl<'a> Exec<'a> {
         for node in nodes {
             let flow = match node {
                 Node::Text(text) => {
-                    self.out.push_str(text);
+                    self.emit(text)?;
                     Flow::Normal
                 }
                 Node::Action(pipe) => {
                     let v = self.pipe(pipe, dot)?;
                     if pipe.decl.is_empty() {
-                        self.print(&v);
+                        self.print(&v)?;
                     }
                     Flow::Normal
                 }
@@ -72,12 +81,54 @@ impl<'a> Exec<'a> {
 
     /// An action's value as Go prints it; nil (which only a bare `nil` could
     /// give, and the parser does not allow) would be `<no value>`.
-    fn print(&mut self, v: &Value) {
+    fn print(&mut self, v: &Value) -> Result<(), PosError> {
         match v {
-            Value::Nil => self.out.push_str("<no value>"),
-            Value::Str(s) => self.out.push_str(s),
-            other => self.out.push_str(&other.to_go_string()),
+            Value::Nil => self.emit("<no value>"),
+            Value::Str(s) => self.emit(s),
+            other => self.emit(&other.to_go_string()),
         }
+    }
+
+    /// Appends to the output, within [`MAX_RENDERED`].
+    fn emit(&mut self, text: &str) -> Result<(), PosError> {
+        if self.out.len() + text.len() > MAX_RENDERED {
+            return Err(PosError::new(
+                self.pos,
+                format!(
+                    "the rendered config would be longer than {} MiB",
+                    MAX_RENDERED >> 20
+                ),
+            ));
+        }
+        self.out.push_str(text);
+        Ok(())
+    }
+
+    /// Counts a value made by the render against [`MAX_WORK`] and
+    /// [`MAX_RENDERED`].
+    fn spend(&mut self, v: &Value, pos: usize) -> Result<(), PosError> {
+        let weight = v.weight();
+        if weight > MAX_RENDERED {
+            return Err(PosError::new(
+                pos,
+                format!(
+                    "this makes a value of {weight} bytes; the limit is {} MiB",
+                    MAX_RENDERED >> 20
+                ),
+            ));
+        }
+        self.work += weight;
+        if self.work > MAX_WORK {
+            return Err(PosError::new(
+                pos,
+                format!(
+                    "the template does too much work: it made more than {} MiB of values \
+                     (is a `range` nested too deep?)",
+                    MAX_WORK >> 20
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `if` or `with`: variables declared in the pipeline live until `{{end}}`.
@@ -126,6 +177,16 @@ impl<'a> Exec<'a> {
             return Ok(flow);
         }
         for (key, elem) in items {
+            self.iterations += 1;
+            if self.iterations > MAX_ITERATIONS {
+                return Err(PosError::new(
+                    c.pos,
+                    format!(
+                        "more than {MAX_ITERATIONS} `range` iterations in all: \
+                         the template would run too long"
+                    ),
+                ));
+            }
             self.vars.truncate(mark);
             match c.pipe.decl.len() {
                 0 => {}
@@ -207,7 +268,10 @@ impl<'a> Exec<'a> {
             values.push(self.operand(arg, dot)?);
         }
         values.extend(piped);
-        funcs::call(name, values, self.env).map_err(|m| PosError::new(pos, m))
+        self.pos = pos;
+        let v = funcs::call(name, values, self.env).map_err(|m| PosError::new(pos, m))?;
+        self.spend(&v, pos)?;
+        Ok(v)
     }
 
     /// `and` gives its first false argument or its last, `or` its first true
@@ -238,6 +302,7 @@ impl<'a> Exec<'a> {
     }
 
     fn operand(&mut self, op: &Operand, dot: &Value<'a>) -> Result<Value<'a>, PosError> {
+        self.pos = op.pos;
         let mut v = match &op.term {
             Term::Dot => dot.clone(),
             Term::Var(name) => self
@@ -273,6 +338,7 @@ impl<'a> Exec<'a> {
                 }
             };
         }
+        self.spend(&v, op.pos)?;
         Ok(v)
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use super::MAX_RENDERED;
 use super::printf;
 use super::value::Value;
 
@@ -67,7 +68,9 @@ pub(super) fn call<'a>(
         "printf" => {
             args.want_at_least(1)?;
             let format = args.string(0)?;
-            Ok(Value::Str(printf::sprintf(format, &args.args[1..])))
+            printf::sprintf(format, &args.args[1..], MAX_RENDERED)
+                .map(Value::Str)
+                .ok_or_else(|| too_big("printf"))
         }
         "default" => default(&args),
         "env" => {
@@ -80,6 +83,17 @@ pub(super) fn call<'a>(
         "replaceAll" => {
             args.want(3)?;
             let (from, to, s) = (args.string(0)?, args.string(1)?, args.string(2)?);
+            // An empty `from` matches between every character.
+            let matches = if from.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(from).count()
+            };
+            let size =
+                (s.len() - matches * from.len()).saturating_add(matches.saturating_mul(to.len()));
+            if size > MAX_RENDERED {
+                return Err(too_big("replaceAll"));
+            }
             Ok(Value::Str(s.replace(from, to)))
         }
         "regexReplaceAll" => regex_replace_all(&args),
@@ -163,7 +177,17 @@ fn join<'a>(args: &Args<'_, 'a>) -> Result<Value<'a>, String> {
     args.want(2)?;
     let sep = args.string(0)?;
     match &args.args[1] {
-        Value::Strings(items) => Ok(Value::Str(items.join(sep))),
+        Value::Strings(items) => {
+            let size = items
+                .iter()
+                .map(String::len)
+                .sum::<usize>()
+                .saturating_add(sep.len().saturating_mul(items.len().saturating_sub(1)));
+            if size > MAX_RENDERED {
+                return Err(too_big("join"));
+            }
+            Ok(Value::Str(items.join(sep)))
+        }
         _ => Err(args.type_error(1, "[]string")),
     }
 }
@@ -176,7 +200,24 @@ fn regex_replace_all<'a>(args: &Args<'_, 'a>) -> Result<Value<'a>, String> {
         let detail = detail.lines().last().unwrap_or_default().trim().to_string();
         format!("regexReplaceAll: invalid regular expression {pattern:?}: {detail}")
     })?;
+    // Bound the result before making it: each match becomes `to`, whose
+    // every `$` may expand to at most the whole input.
+    let matches = re.find_iter(s).count();
+    let per_match = to
+        .len()
+        .saturating_add(to.matches('$').count().saturating_mul(s.len()));
+    if s.len().saturating_add(matches.saturating_mul(per_match)) > MAX_RENDERED {
+        return Err(too_big("regexReplaceAll"));
+    }
     Ok(Value::Str(re.replace_all(s, to).into_owned()))
+}
+
+/// The error of a function whose result would exceed [`MAX_RENDERED`].
+fn too_big(name: &str) -> String {
+    format!(
+        "{name}: the result would be longer than {} MiB",
+        MAX_RENDERED >> 20
+    )
 }
 
 /// `loop N` is [0, N); `loop START END` counts up or down from START to END

@@ -31,6 +31,19 @@ mod value;
 use std::collections::HashMap;
 use std::fmt;
 
+/// The longest rendered config, and the longest value (a string, or a list
+/// counted in bytes) any function may make: far beyond real configs, and
+/// small enough that a runaway template fails fast with a clear error
+/// instead of filling the memory of PID 1.
+pub const MAX_RENDERED: usize = 4 << 20;
+
+/// Every `range` iteration of one render, nested ones included.
+pub const MAX_ITERATIONS: usize = 100_000;
+
+/// Bytes of values one render may produce in all (each function result,
+/// variable read and printed text counts), bounding its time.
+pub const MAX_WORK: usize = 64 << 20;
+
 /// Error with the 1-based line and column in the template source where it occurred.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TemplateError {

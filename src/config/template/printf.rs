@@ -45,11 +45,16 @@ pub(super) fn sprintln(args: &[Value]) -> String {
     format!("{}\n", items.join(" "))
 }
 
-pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
+/// `fmt.Sprintf`, or `None` once the output grows beyond `limit` bytes
+/// (widths of a million, repeated, would otherwise fill the memory).
+pub(super) fn sprintf(format: &str, args: &[Value], limit: usize) -> Option<String> {
     let mut out = String::new();
     let mut args = args.iter();
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
+        if out.len() > limit {
+            return None;
+        }
         if c != '%' {
             out.push(c);
             continue;
@@ -99,8 +104,11 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
     if !extra.is_empty() {
         out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
     }
-    out
+    (out.len() <= limit).then_some(out)
 }
+
+/// Output beyond which list formatting stops early: `sprintf` then fails.
+const LIST_LIMIT: usize = super::MAX_RENDERED;
 
 /// A width or precision: digits, or `*` taking an int argument.
 fn count(
@@ -165,6 +173,9 @@ fn format_value(out: &mut String, spec: &Spec, verb: char, v: &Value) {
 fn format_list(out: &mut String, spec: &Spec, verb: char, items: &[Value]) {
     out.push('[');
     for (i, item) in items.iter().enumerate() {
+        if out.len() > LIST_LIMIT {
+            return;
+        }
         if i > 0 {
             out.push(' ');
         }

@@ -411,6 +411,29 @@ fn printf_verbs() {
     );
 }
 
+/// Issue 14, defect 1: Rust's formatter panics on a precision above 65535;
+/// Go pads with zeros up to its own limit of a million.
+#[test]
+fn printf_huge_float_precision_pads_with_zeros() {
+    let fixed = ok("{{ printf \"%.65536f\" 1.5 }}");
+    assert_eq!(fixed.len(), 2 + 65536);
+    assert!(
+        fixed.starts_with("1.5000") && fixed.ends_with('0'),
+        "{}",
+        &fixed[..10]
+    );
+    let exp = ok("{{ printf \"%.70000e\" 1.5 }}");
+    assert!(exp.starts_with("1.5000") && exp.ends_with("0e+00"));
+    assert_eq!(exp.len(), 2 + 70000 + 4);
+    let star = ok("{{ printf \"%.*f\" 100000 0.25 }}");
+    assert_eq!(star.len(), 2 + 100000);
+    assert_eq!(ok("{{ printf \"%.70000g|%.70000v\" 0.5 2.0 }}"), "0.5|2");
+    // The smallest subnormal needs 1074 places: every one of them is kept.
+    let tiny = ok("{{ printf \"%.2000f\" 5e-324 }}");
+    assert_eq!(tiny.trim_end_matches('0').len(), 2 + 1074);
+    assert_eq!(ok("{{ printf \"%.1000001f\" 1.0 }}"), "%!(BADPREC)1.000000");
+}
+
 #[test]
 fn printf_mistakes_show_in_output_like_go() {
     assert_eq!(ok("{{ printf \"%d\" \"x\" }}"), "%!d(string=x)");
@@ -901,4 +924,51 @@ fn corpus_special_constructs_render_as_containerpilot_would() {
         let out = render(&source, &env(&[("CONSUL_SERVICE_TAGS", "a,b")])).expect("render");
         assert!(out.contains(r#""a", "b""#), "{out}");
     }
+}
+
+// ---- limits (issue 14, defect 7): a runaway template fails, fast ----
+
+#[test]
+fn nested_ranges_stop_at_the_iteration_limit() {
+    let e = err("{{ range loop 1000 }}{{ range loop 1000 }}x{{ end }}{{ end }}");
+    assert!(e.message.contains("`range` iterations"), "{e}");
+    assert_eq!((e.line, e.column), (1, 25), "{e}");
+}
+
+#[test]
+fn huge_widths_in_a_loop_stop_at_the_output_limit() {
+    let e = err("{{ range loop 100 }}{{ printf \"%1000000s\" \"\" }}{{ end }}");
+    assert!(e.message.contains("longer than 4 MiB"), "{e}");
+    // One verb may be wide; a format of many wide verbs may not.
+    let many = "%1000000d".repeat(5);
+    let e = err(&format!("{{{{ printf \"{many}\" 1 2 3 4 5 }}}}"));
+    assert!(
+        e.message.contains("printf: the result would be longer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn functions_refuse_results_beyond_the_limit_before_making_them() {
+    let big = "{{ $s := printf \"%01000000d\" 0 }}";
+    for call in [
+        "{{ replaceAll \"\" $s $s }}",
+        // 5000 `$0` for each of 1000 matches (short input: regex is slow in debug builds).
+        "{{ $to := replaceAll \"0\" \"$0\" (printf \"%05000d\" 0) }}\
+         {{ regexReplaceAll \"0\" $to (printf \"%01000d\" 0) }}",
+        "{{ join $s (split \",\" \"a,b,c,d,e,f\") }}",
+    ] {
+        let e = err(&format!("{big}{call}"));
+        assert!(
+            e.message.contains("would be longer than 4 MiB"),
+            "{call}: {e}"
+        );
+    }
+}
+
+#[test]
+fn copying_big_values_over_and_over_runs_out_of_work() {
+    let e =
+        err("{{ $s := printf \"%1000000s\" \"\" }}{{ range loop 1000 }}{{ $t := $s }}{{ end }}");
+    assert!(e.message.contains("too much work"), "{e}");
 }

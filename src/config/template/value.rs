@@ -34,6 +34,17 @@ impl Value<'_> {
         }
     }
 
+    /// Roughly the bytes the value holds, for the render's limits (the
+    /// environment is borrowed, not copied, and costs nothing).
+    pub fn weight(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::Strings(v) => v.iter().map(|s| s.len() + 8).sum(),
+            Value::Ints(v) => v.len() * 8,
+            _ => 8,
+        }
+    }
+
     /// The Go type name, for error messages and `%!verb(type=value)`.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -131,19 +142,36 @@ pub(super) fn format_float_exp(f: f64, prec: usize, upper: bool) -> String {
     if let Some(s) = non_finite(f) {
         return s.into();
     }
-    let sci = format!("{f:.prec$e}");
+    let (exact, zeros) = split_precision(prec);
+    let sci = format!("{f:.exact$e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let sign = if exp < 0 { '-' } else { '+' };
     let e = if upper { 'E' } else { 'e' };
-    format!("{mantissa}{e}{sign}{:02}", exp.unsigned_abs())
+    let zeros = "0".repeat(zeros);
+    format!("{mantissa}{zeros}{e}{sign}{:02}", exp.unsigned_abs())
+}
+
+/// Every digit of an f64 written in decimal lies within this many places of
+/// the point (the smallest subnormal has 1074 after it), so digits asked for
+/// beyond it are zeros.
+const EXACT_PLACES: usize = 1100;
+
+/// A precision split into what Rust's formatter computes (which panics above
+/// 65535) and the zeros that follow it.
+fn split_precision(prec: usize) -> (usize, usize) {
+    let exact = prec.min(EXACT_PLACES);
+    (exact, prec - exact)
 }
 
 /// Go's `%f` with a precision.
 pub(super) fn format_float_fixed(f: f64, prec: usize) -> String {
     match non_finite(f) {
         Some(s) => s.into(),
-        None => format!("{f:.prec$}"),
+        None => {
+            let (exact, zeros) = split_precision(prec);
+            format!("{f:.exact$}{}", "0".repeat(zeros))
+        }
     }
 }
 
@@ -154,7 +182,8 @@ pub(super) fn format_float_general(f: f64, prec: usize) -> String {
         return s.into();
     }
     let prec = prec.max(1);
-    let sci = format!("{:.*e}", prec - 1, f.abs());
+    // Trailing zeros are dropped below, so the exact digits are enough.
+    let sci = format!("{:.*e}", split_precision(prec - 1).0, f.abs());
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let digits = mantissa.replace('.', "");
@@ -164,7 +193,8 @@ pub(super) fn format_float_general(f: f64, prec: usize) -> String {
     if exp < -4 || exp >= prec as i32 {
         return format!("{sign}{}", exponent_form(digits, exp));
     }
-    let text = format!("{:.*}", (prec as i32 - 1 - exp).max(0) as usize, f.abs());
+    let places = split_precision((prec as i64 - 1 - i64::from(exp)).max(0) as usize).0;
+    let text = format!("{:.*}", places, f.abs());
     let text = if text.contains('.') {
         text.trim_end_matches('0').trim_end_matches('.')
     } else {
