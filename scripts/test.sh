@@ -62,12 +62,16 @@ trap 'rm -f "$TEST_LOG"' EXIT
 step "cargo test"
 cargo test ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} 2>&1 | tee "$TEST_LOG"
 
-step "docker image and compose demo (tests/docker/hello.sh)"
-bash tests/docker/hello.sh 2>&1 | tee -a "$TEST_LOG"
+# The image and the examples, each with real Docker containers: the hello demo,
+# the MariaDB cluster (examples/mysql).
+for docker_test in hello mysql; do
+    step "docker: tests/docker/$docker_test.sh"
+    bash "tests/docker/$docker_test.sh" 2>&1 | tee -a "$TEST_LOG"
+done
 
 step "all checks passed"
 # One closing line for the whole run: cargo's "test result: ok. N passed; M failed"
-# lines plus the docker test's "docker-test: N passed, M failed".
+# lines plus each docker test's "docker-test: N passed, M failed".
 awk '/^test result:/ { p += $4; f += $6 }
      /^docker-test: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "all: %d passed, %d failed\n", p, f }' "$TEST_LOG"
