@@ -11,7 +11,9 @@
 #   rss       VmRSS of the init process, idle, supervising 10 `sleep infinity`
 #             (autopilot: 10 jobs; tini/dumb-init: one sh that started 10 sleeps),
 #             and its anonymous part (RssAnon: heap, stacks; the rest is mapped
-#             pages of the binary and shared libraries)
+#             pages of the binary and shared libraries); PSS (Pss from
+#             /proc/PID/smaps_rollup: shared pages divided by their sharers);
+#             and, for autopilot, where the resident pages are (per mapped file)
 #   wakeups   context switches of the init (all its threads, voluntary +
 #             involuntary, from /proc/PID/task/*/status) over IDLE_SECS, per second
 #   exec      time from exec of `unshare` to the first job's main() (CLOCK_MONOTONIC
@@ -120,7 +122,15 @@ wait_for() { # DESCRIPTION SECONDS COMMAND...
     done
 }
 
-declare -A RSS ANON WAKE EXEC ZMED ZP90 THREADS
+declare -A RSS ANON PSS WAKE EXEC ZMED ZP90 THREADS
+RSS_BY_MAPPING=""
+
+# Resident KiB per mapped file (and [anon], [heap], [stack]) of pid $1, largest first.
+rss_by_mapping() {
+    awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anon]")}
+         /^Rss:/ {rss[name] += $2}
+         END {for (n in rss) if (rss[n] > 0) printf "%8d KiB  %s\n", rss[n], n}' /proc/"$1"/smaps | sort -rn
+}
 
 measure_idle() {
     local init="$1"
@@ -142,6 +152,8 @@ measure_idle() {
     RSS[$init]=$(awk '/^VmRSS/ {printf "%.2f", $2/1024}' /proc/"$pid"/status)
     ANON[$init]=$(awk '/^RssAnon/ {printf "%.2f", $2/1024}' /proc/"$pid"/status)
     THREADS[$init]=$(awk '/^Threads/ {print $2}' /proc/"$pid"/status)
+    PSS[$init]=$(awk '/^Pss:/ {printf "%.2f", $2/1024}' /proc/"$pid"/smaps_rollup)
+    if [ "$init" = autopilot ]; then RSS_BY_MAPPING=$(rss_by_mapping "$pid"); fi
     local c0 c1
     c0=$(ctx_switches "$pid")
     sleep "$IDLE_SECS"
@@ -210,6 +222,7 @@ printf '%-34s %12s %12s %12s   %s\n' "----------------------------------" "-----
 row() { printf '%-34s %12s %12s %12s   %s\n' "$1" "$2" "$3" "$4" "$5"; }
 row "idle RSS, 10 children (MB)" "${RSS[autopilot]}" "${RSS[tini]}" "${RSS[dumb-init]}" "< 4 MB"
 row "  of which anonymous (MB)" "${ANON[autopilot]}" "${ANON[tini]}" "${ANON[dumb-init]}" ""
+row "idle PSS, 10 children (MB)" "${PSS[autopilot]}" "${PSS[tini]}" "${PSS[dumb-init]}" ""
 row "threads" "${THREADS[autopilot]}" "${THREADS[tini]}" "${THREADS[dumb-init]}" ""
 row "idle wakeups (ctx switches/s)" "${WAKE[autopilot]}" "${WAKE[tini]}" "${WAKE[dumb-init]}" "0"
 row "start -> first exec, median (ms)" "${EXEC[autopilot]}" "${EXEC[tini]}" "${EXEC[dumb-init]}" ""
@@ -218,3 +231,6 @@ row "orphan zombie lifetime, p90 (us)" "${ZP90[autopilot]}" "${ZP90[tini]}" "${Z
 echo
 echo "runs: exec median of $RUNS; zombies: $ZOMBIES orphans in $ROUNDS interleaved rounds; idle window: ${IDLE_SECS}s"
 echo "binary size: autopilot $(($(stat -c %s "$AP") / 1024)) KiB, tini $(($(stat -c %s "$(command -v tini)") / 1024)) KiB, dumb-init $(($(stat -c %s "$(command -v dumb-init)") / 1024)) KiB"
+echo
+echo "autopilot's resident pages by mapping (idle, 10 jobs):"
+echo "$RSS_BY_MAPPING"

@@ -9,7 +9,10 @@
 //! 3. the job's process group gets SIGTERM;
 //! 4. when the group is empty the job publishes `stopped` (post-stop hooks run);
 //! 5. autopilot exits as soon as every job is stopped; whatever is still
-//!    running when the top-level `stopTimeout` runs out gets SIGKILL.
+//!    running when the top-level `stopTimeout` runs out gets SIGKILL, except
+//!    post-stop hooks that can still run: a job killed there still publishes
+//!    `stopped`, and its post-stop hooks get [`POST_STOP_GRACE`] to run (they
+//!    are cleanup, as in ContainerPilot 3) before they are killed too.
 //!
 //! Signals follow the config's generation ([`SignalMode`]): for a
 //! ContainerPilot 2 config SIGUSR1 toggles maintenance and SIGHUP reloads the
@@ -17,11 +20,11 @@
 //! event and SIGUSR1 is forwarded.
 
 use crate::config::duration;
-use crate::config::model::{Config, JobConfig, SignalMode};
+use crate::config::model::{Config, JobConfig, SignalMode, When};
 use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
-use crate::jobs::machine::Rules;
+use crate::jobs::machine::{Rules, State};
 use crate::jobs::runner::{Command, Report, Runner, Shared};
 use crate::jobs::status::StatusBoard;
 use crate::process::{self, ExitStatus, Reaper};
@@ -38,6 +41,26 @@ use tokio::time::Instant;
 /// After the shutdown deadline's SIGKILL, how long to wait for the kernel to
 /// deliver the last exits before giving up on them.
 const AFTER_KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// When to drop start-up code from memory ([`process::memory`]): once, this
+/// long after start, when the jobs have started.
+const RELEASE_STARTUP_CODE_AFTER: Duration = Duration::from_secs(1);
+
+/// How long post-stop hooks may run past the top-level `stopTimeout`. With
+/// the default `stopTimeout` of 5 s, 5 + 3 + [`AFTER_KILL_GRACE`] still fits
+/// Docker's 10 s stop window.
+pub const POST_STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// How far shutdown is past the top-level `stopTimeout`.
+#[derive(Debug, Clone, Copy)]
+enum Overtime {
+    /// Still within it.
+    No,
+    /// Everything but post-stop hooks was killed; they may run until then.
+    HooksGrace(Instant),
+    /// Everything was killed at that time.
+    Killed(Instant),
+}
 
 /// Signals forwarded to the main job (or to every running job when no job is
 /// marked `main`), so an app behind autopilot still gets them.
@@ -212,6 +235,15 @@ pub async fn run_with(
         );
     }
     sup.shared.bus.publish(Event::global(EventCode::Startup));
+    if std::env::var_os("AUTOPILOT_KEEP_STARTUP_CODE").is_none() {
+        // Once, when the jobs have started: the code run only at start-up
+        // (config, templates, spawning) need not stay resident.
+        tokio::spawn(async {
+            tokio::time::sleep(RELEASE_STARTUP_CODE_AFTER).await;
+            let released = process::memory::release_startup_code();
+            log::debug!("released {released} KiB of start-up code pages");
+        });
+    }
     sup.run_loop(&mut signals, requests).await
 }
 
@@ -248,15 +280,18 @@ impl Supervisor {
         mut requests: mpsc::Receiver<Request>,
     ) -> i32 {
         let mut shutdown: Option<(ShutdownCause, Instant)> = None;
-        let mut killed_at: Option<Instant> = None;
+        let mut overtime = Overtime::No;
         if self.config.jobs.is_empty() {
             log::info!("no jobs configured");
         }
         loop {
-            let deadline = match (shutdown, killed_at) {
-                (_, Some(at)) => Some(at + AFTER_KILL_GRACE),
-                (Some((_, at)), None) => Some(duration::later(at, self.config.stop_timeout)),
-                _ => None,
+            let deadline = match (shutdown, overtime) {
+                (_, Overtime::Killed(at)) => Some(at + AFTER_KILL_GRACE),
+                (_, Overtime::HooksGrace(until)) => Some(until),
+                (Some((_, at)), Overtime::No) => {
+                    Some(duration::later(at, self.config.stop_timeout))
+                }
+                (None, Overtime::No) => None,
             };
             tokio::select! {
                 done = self.tasks.join_next(), if !self.tasks.is_empty() => match done {
@@ -326,21 +361,33 @@ impl Supervisor {
                         let _ = reply.send(());
                     }
                 },
-                _ = sleep_until(deadline) => {
-                    if killed_at.is_some() {
+                _ = sleep_until(deadline) => match overtime {
+                    Overtime::Killed(_) => {
                         log::warn!("{} did not report their exit after SIGKILL; exiting anyway", crate::logging::plural(self.tasks.len() as u64, "job", "jobs"));
                         break;
                     }
-                    log::warn!("stop timeout of {} reached: killing what is left", crate::logging::human_duration(self.config.stop_timeout));
-                    for tx in self.commands.values() {
-                        let _ = tx.send(Command::ForceKill).await;
+                    Overtime::No => {
+                        log::warn!("stop timeout of {} reached: killing what is left", crate::logging::human_duration(self.config.stop_timeout));
+                        let hooks = self.post_stop_hooks_that_can_run();
+                        if hooks.is_empty() {
+                            self.kill_everything().await;
+                            overtime = Overtime::Killed(Instant::now());
+                        } else {
+                            log::info!(
+                                "post-stop hooks {} may still run for {}",
+                                hooks.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", "),
+                                crate::logging::human_duration(POST_STOP_GRACE)
+                            );
+                            self.kill_all_but(&hooks).await;
+                            overtime = Overtime::HooksGrace(Instant::now() + POST_STOP_GRACE);
+                        }
                     }
-                    if self.is_pid1 {
-                        // As PID 1 we own the namespace: nothing may outlive us.
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
+                    Overtime::HooksGrace(_) => {
+                        log::warn!("post-stop hooks still running {} after the stop timeout: killing them", crate::logging::human_duration(POST_STOP_GRACE));
+                        self.kill_everything().await;
+                        overtime = Overtime::Killed(Instant::now());
                     }
-                    killed_at = Some(Instant::now());
-                }
+                },
             }
             if self.tasks.is_empty() && shutdown.is_some() {
                 break;
@@ -426,6 +473,56 @@ impl Supervisor {
                 Err(e) => log::error!("SIGHUP: reloading failed: {e}"),
             }
         });
+    }
+
+    /// The post-stop hooks (jobs started by another job's `stopped`) that
+    /// may still run: their job has not stopped yet (killing it publishes
+    /// `stopped`), or they are running now.
+    fn post_stop_hooks_that_can_run(&self) -> HashSet<String> {
+        self.config
+            .jobs
+            .iter()
+            .filter(|job| self.commands.contains_key(&job.name))
+            .filter(|job| match &job.when {
+                When::Event { pattern, .. } => {
+                    pattern.code == EventCode::Stopped
+                        && pattern.source != job.name
+                        && (self.commands.contains_key(&pattern.source)
+                            || self
+                                .handle
+                                .board
+                                .get(&job.name)
+                                .is_some_and(|s| s.state == State::Running.as_str()))
+                }
+                _ => false,
+            })
+            .map(|job| job.name.clone())
+            .collect()
+    }
+
+    /// SIGKILL for every job but `spared`. As PID 1, every other process of
+    /// the namespace too (orphans included), unless a spared hook is running:
+    /// it would die with them.
+    async fn kill_all_but(&self, spared: &HashSet<String>) {
+        for (name, tx) in &self.commands {
+            if !spared.contains(name) {
+                let _ = tx.send(Command::ForceKill).await;
+            }
+        }
+        let hook_running = spared.iter().any(|name| {
+            self.handle
+                .board
+                .get(name)
+                .is_some_and(|s| s.state == State::Running.as_str())
+        });
+        if self.is_pid1 && !hook_running {
+            // As PID 1 we own the namespace: nothing may outlive us.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
+        }
+    }
+
+    async fn kill_everything(&self) {
+        self.kill_all_but(&HashSet::new()).await;
     }
 
     fn begin_shutdown(&self, cause: ShutdownCause) -> (ShutdownCause, Instant) {

@@ -17,6 +17,7 @@ mod it_operator;
 mod it_panic;
 mod it_reaping;
 mod it_reload_watches;
+mod it_robust;
 mod it_shutdown;
 mod it_sidecar;
 mod it_telemetry;

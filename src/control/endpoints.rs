@@ -19,8 +19,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-/// Request bodies are small JSON maps; anything bigger is a mistake.
-pub const MAX_BODY: usize = 64 * 1024;
+pub use http::MAX_BODY;
 
 /// A recognized path.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,10 +125,18 @@ impl State {
                 http::json(StatusCode::OK, &status::collect(&self.handle, &config))
             }
             Route::Events => events::handle(self.handle.bus.journal(), request.uri().query()).await,
-            Route::Maintenance(on) => self.maintenance(*on).await,
-            Route::Reload => match reload::reload(self).await {
-                Ok(summary) => http::json(StatusCode::OK, &summary),
-                Err(e) => http::error(e.status(), e.to_string()),
+            // These take no body, but a chunked one over the limit is still
+            // refused (the server refuses one with a declared length).
+            Route::Maintenance(on) => match body(request).await {
+                Ok(_) => self.maintenance(*on).await,
+                Err(r) => r.into_response(),
+            },
+            Route::Reload => match body(request).await {
+                Ok(_) => match reload::reload(self).await {
+                    Ok(summary) => http::json(StatusCode::OK, &summary),
+                    Err(e) => http::error(e.status(), e.to_string()),
+                },
+                Err(r) => r.into_response(),
             },
             Route::Environ => match body(request).await {
                 Ok(b) => self.put_environ(&b),

@@ -657,6 +657,9 @@ impl Election {
         let read = match result {
             Ok(read) => read,
             Err(e) => {
+                // The agent may come back restarted, with a lower index: a
+                // query with the old one would be held for the whole wait.
+                self.key_index = 0;
                 self.trouble(&format!("cannot read {} ({e})", self.config.key));
                 self.query_at = Some(Instant::now() + self.query_backoff.next_delay());
                 return;

@@ -135,7 +135,12 @@ fn start(
         }
     );
     let hostname = registry::hostname(&env);
-    let registry = registry::ConsulRegistry::new(client.clone(), handle.environ.clone(), hostname);
+    let registry = registry::ConsulRegistry::new(
+        client.clone(),
+        handle.environ.clone(),
+        hostname,
+        handle.board.clone(),
+    );
     registry
         .define_all(&config.jobs)
         .map_err(|e| format!("consul: cannot choose the address to advertise: {e}"))?;

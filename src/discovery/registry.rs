@@ -20,6 +20,7 @@ use crate::config::model::JobConfig;
 use crate::coordination::service::{EditError, EditFuture, LiveService, Overrides, ServiceEdit};
 use crate::environ::{Environ, env_name};
 use crate::jobs::machine::ServiceAction;
+use crate::jobs::status::StatusBoard;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -175,6 +176,8 @@ pub struct CheckView {
 pub struct ConsulRegistry {
     client: ConsulClient,
     environ: Environ,
+    /// Where the status view reads what the agent has of each service.
+    board: StatusBoard,
     hostname: String,
     /// Advertised jobs by name.
     services: Mutex<HashMap<String, AgentHandle>>,
@@ -201,10 +204,16 @@ enum Msg {
 }
 
 impl ConsulRegistry {
-    pub fn new(client: ConsulClient, environ: Environ, hostname: String) -> ConsulRegistry {
+    pub fn new(
+        client: ConsulClient,
+        environ: Environ,
+        hostname: String,
+        board: StatusBoard,
+    ) -> ConsulRegistry {
         ConsulRegistry {
             client,
             environ,
+            board,
             hostname,
             services: Mutex::new(HashMap::new()),
         }
@@ -289,7 +298,13 @@ impl ConsulRegistry {
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
                 let (view_tx, view) = watch::channel(CheckView::default());
-                let agent = ServiceAgent::new(def.clone(), self.client.clone(), rx, view_tx);
+                let agent = ServiceAgent::new(
+                    def.clone(),
+                    self.client.clone(),
+                    rx,
+                    view_tx,
+                    self.board.clone(),
+                );
                 tokio::spawn(agent.run());
                 services.insert(
                     job.name.clone(),
@@ -449,6 +464,7 @@ struct ServiceAgent {
     passes_taken: u64,
     passes_applied: u64,
     view: watch::Sender<CheckView>,
+    board: StatusBoard,
 }
 
 /// Why a step did not complete.
@@ -463,9 +479,11 @@ impl ServiceAgent {
         client: ConsulClient,
         rx: mpsc::UnboundedReceiver<Msg>,
         view: watch::Sender<CheckView>,
+        board: StatusBoard,
     ) -> ServiceAgent {
         let mut returns = client.agent_returns();
         returns.mark_unchanged();
+        board.set_registration(&def.name, "not registered");
         ServiceAgent {
             def,
             client,
@@ -480,6 +498,7 @@ impl ServiceAgent {
             passes_taken: 0,
             passes_applied: 0,
             view,
+            board,
         }
     }
 
@@ -493,7 +512,21 @@ impl ServiceAgent {
                         Msg::Action(action, ack) => {
                             let urgent = self.take(action);
                             if urgent || self.retry_at.is_none() {
-                                let _ = self.sync_now().await;
+                                let already_failing = self.backoff.is_backing_off();
+                                let result = self.sync_now().await;
+                                // During an outage retries are logged once; a
+                                // deregistration that fails (often the last call,
+                                // at shutdown) is always said.
+                                if let Err(why) = result
+                                    && action == ServiceAction::Deregister
+                                    && already_failing
+                                {
+                                    log::warn!(
+                                        "{}: cannot deregister {} from Consul ({why}); retrying while autopilot runs",
+                                        self.def.name,
+                                        self.def.id
+                                    );
+                                }
                             }
                             let _ = ack.send(());
                         }
@@ -588,6 +621,15 @@ impl ServiceAgent {
     /// call leaves the view as it was: a blip is no reason for a leader to
     /// step down (its session's TTL decides that).
     fn publish_view(&self) {
+        let have = match self.have {
+            Have::Registered(Some(Status::Passing)) => "passing",
+            Have::Registered(Some(Status::Critical)) => "critical",
+            Have::Registered(None) => "registered",
+            _ if !self.registered_once => "not registered",
+            Have::Absent => "deregistered",
+            Have::Unknown => "unknown",
+        };
+        self.board.set_registration(&self.def.name, have);
         let (registered, passing) = match self.have {
             Have::Registered(status) => (true, status == Some(Status::Passing)),
             Have::Absent => (false, false),
@@ -649,6 +691,9 @@ impl ServiceAgent {
                 }
                 let again = if self.registered_once { " again" } else { "" };
                 self.registered_once = true;
+                // This call may be the one that found the agent back: the
+                // agent has our registration, so that return needs no other.
+                self.returns.mark_unchanged();
                 log::info!(
                     "{}: registered{again} in Consul as {} at {}:{}{}",
                     self.def.name,

@@ -15,7 +15,17 @@
 //! startup, so a hook can act on an upstream that was already up or gone.
 //!
 //! Errors never look like a change: the last known state stays, and the
-//! query is retried with backoff.
+//! query is retried with backoff, no longer apart than the watch's
+//! `interval` (clamped to [`RETRY_CAP_MIN`, `RETRY_MAX`]).
+//!
+//! An agent that restarted (a dev agent, or a cluster restored from a
+//! snapshot) knows a lower index than the one we last saw, and would hold a
+//! query carrying the old index for the whole [`WAIT`] while reporting
+//! nothing. So, as Consul's blocking-query guide says, the index goes back
+//! to 0 (an immediate answer) when an answer's index went backwards and
+//! after any failed query (the agent may have restarted meanwhile). A retry
+//! waiting out its backoff also starts at once when another caller sees the
+//! agent answer again.
 
 use super::backoff::Backoff;
 use super::client::{Blocking, ConsulClient, Reply, key_path, next_index, segment};
@@ -38,6 +48,9 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// Retry delays after a failed query.
 const RETRY_INITIAL: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(3);
+/// The retry delay is capped by the watch's `interval`, but never below
+/// this: a watch polling a dead agent ten times a second helps nobody.
+const RETRY_CAP_MIN: Duration = Duration::from_millis(500);
 /// Bounds on the spacing between two queries' starts (the watch's
 /// `interval`, clamped): a rate limit for a flapping service, as Consul's
 /// blocking-query guide asks. Folding is harmless: nothing can be published
@@ -137,7 +150,8 @@ impl Watch {
     /// Runs until autopilot exits.
     pub async fn run(self) {
         let mut index = 0u64;
-        let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
+        let retry_cap = self.config.interval.clamp(RETRY_CAP_MIN, RETRY_MAX);
+        let mut backoff = Backoff::new(RETRY_INITIAL, retry_cap);
         let mut latest: Option<Snapshot> = None;
         let mut published: Option<Snapshot> = None;
         let mut next_publish = Instant::now();
@@ -182,6 +196,8 @@ impl Watch {
                             }
                         }
                         Err(e) => {
+                            // The agent may come back restarted, with a lower index.
+                            index = 0;
                             if !failing {
                                 failing = true;
                                 log::warn!("{}: cannot read {} from Consul ({e}); keeping the last known state and retrying", self.source, self.describe_target());
@@ -219,13 +235,18 @@ impl Watch {
         }
     }
 
-    /// One blocking query, started after `delay`.
+    /// One blocking query, started after `delay`, or as soon as the agent
+    /// is seen answering again after an outage.
     fn query(&self, blocking: Blocking, delay: Duration) -> Query {
         let client = self.client.clone();
         let target = self.config.target.clone();
+        let mut agent_returns = self.client.agent_returns();
         Box::pin(async move {
             if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    Ok(()) = agent_returns.changed() => {}
+                }
             }
             let (path, params) = request(&target);
             let reply = client

@@ -333,7 +333,12 @@ impl Runner {
                 let done = self.shared.registry.apply(&name, action);
                 if action == ServiceAction::Deregister {
                     // Clients must stop being sent here before the process stops.
-                    let _ = tokio::time::timeout(DEREGISTER_BUDGET, done).await;
+                    if tokio::time::timeout(DEREGISTER_BUDGET, done).await.is_err() {
+                        log::warn!(
+                            "{name}: Consul did not confirm the deregistration within \
+                             {DEREGISTER_BUDGET:?}; going on without it"
+                        );
+                    }
                 } else {
                     tokio::spawn(done);
                 }

@@ -117,6 +117,11 @@ pub struct StatusBoard {
     /// The service registry behind the jobs, so the control socket can
     /// change a running service's tags without a hook in the supervisor.
     registry: Arc<Mutex<Option<Arc<dyn ServiceRegistry>>>>,
+    /// What the Consul agent has of each advertised job's service, as its
+    /// registration task last saw it; overrides [`JobStatus::service`],
+    /// which is only what the job asked for (while Consul is unreachable a
+    /// job asks for `passing` but nothing is registered).
+    registrations: Arc<Mutex<BTreeMap<String, &'static str>>>,
 }
 
 impl StatusBoard {
@@ -134,16 +139,33 @@ impl StatusBoard {
     pub fn get(&self, name: &str) -> Option<JobStatus> {
         let mut status = self.jobs.lock().unwrap().get(name).cloned()?;
         status.leader = self.leaders.lock().unwrap().get(name).cloned();
+        if let Some(have) = self.registrations.lock().unwrap().get(name) {
+            status.service = Some(have);
+        }
         Some(status)
     }
 
     pub fn all(&self) -> Vec<JobStatus> {
         let leaders = self.leaders.lock().unwrap().clone();
+        let registrations = self.registrations.lock().unwrap().clone();
         let mut all: Vec<JobStatus> = self.jobs.lock().unwrap().values().cloned().collect();
         for status in &mut all {
             status.leader = leaders.get(&status.name).cloned();
+            if let Some(have) = registrations.get(&status.name) {
+                status.service = Some(have);
+            }
         }
         all
+    }
+
+    /// Records what the agent has of `job`'s service: `passing`,
+    /// `critical`, `registered` (initial status), `deregistered`,
+    /// `not registered` (never was) or `unknown` (the last call failed).
+    pub fn set_registration(&self, job: &str, have: &'static str) {
+        self.registrations
+            .lock()
+            .unwrap()
+            .insert(job.to_string(), have);
     }
 
     /// Records a job's part in its leader election (`None`: it no longer

@@ -1,6 +1,7 @@
 //! Processes: spawning, the reaper, exit statuses and PID-1 setup.
 
 mod exit;
+pub mod memory;
 mod reaper;
 mod spawn;
 
