@@ -33,7 +33,8 @@
 #   autopilot-volume-base:bookworm
 #       Debian bookworm minbase + QEMU 7.2's qemu-nbd, qemu-io and
 #       qemu-storage-daemon (qemu-utils, qemu-system-common), libnbd-bin,
-#       busybox and the consul binary: examples/volume.
+#       jq, socat (QMP on a unix socket), curl (PUT to the Consul agent), busybox
+#       and the consul binary: examples/volume.
 #
 # The Debian mirror is the one this machine's apt already uses (read from
 # /etc/apt/sources.list{,.d/}); downloaded packages are kept in $DEBOOTSTRAP_CACHE
@@ -258,6 +259,6 @@ if [ "$WANT_MYSQL" -eq 1 ] && ! have_image "$MYSQL_BASE"; then
 fi
 if [ "$WANT_VOLUME" -eq 1 ] && ! have_image "$VOLUME_BASE"; then
     ensure_workdir
-    build_base "$VOLUME_BASE" "busybox,ca-certificates,procps,qemu-utils,qemu-system-common,libnbd-bin"
+    build_base "$VOLUME_BASE" "busybox,ca-certificates,procps,qemu-utils,qemu-system-common,libnbd-bin,jq,socat,curl"
 fi
 log "ok: ${WANTED[*]} (cached by tag; --force rebuilds)"
