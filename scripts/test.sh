@@ -63,8 +63,8 @@ step "cargo test"
 cargo test ${TEST_ARGS[@]+"${TEST_ARGS[@]}"} 2>&1 | tee "$TEST_LOG"
 
 # The image and the examples, each with real Docker containers: the hello demo,
-# the MariaDB cluster (examples/mysql).
-for docker_test in hello mysql; do
+# the MariaDB cluster (examples/mysql), the replicated block volume (examples/volume).
+for docker_test in hello mysql volume; do
     step "docker: tests/docker/$docker_test.sh"
     bash "tests/docker/$docker_test.sh" 2>&1 | tee -a "$TEST_LOG"
 done
