@@ -18,19 +18,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 RUNS="${RUNS:-20}"
-die() { echo "tini_mode.sh: ERROR: $*" >&2; exit 1; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 [ "$(id -u)" -eq 0 ] || die "must run as root (unshare --pid needs it)"
 for tool in unshare tini dumb-init python3; do
     command -v "$tool" >/dev/null || die "$tool not found (bash scripts/install-deps.sh)"
 done
-if [ -n "${AUTOPILOT_BIN:-}" ]; then
-    BIN="$AUTOPILOT_BIN"
-else
-    echo "building autopilot (release)..." >&2
-    cargo build --release --quiet --bin autopilot
-    BIN="target/release/autopilot"
-fi
-[ -x "$BIN" ] || die "$BIN is not an executable"
+bench_autopilot_bin
 export BIN RUNS
 SOCKDIR=$(mktemp -d)
 trap 'rm -rf "$SOCKDIR"' EXIT

@@ -26,13 +26,7 @@ pub fn run(command: &ControlCommand, socket_flag: Option<&str>, config_flag: Opt
     let (method, path, body) = request_for(command);
     let reply = match client::request(&socket, method, &path, body.as_deref(), TIMEOUT) {
         Ok(reply) => reply,
-        Err(e) => {
-            eprintln!("autopilot: {e}");
-            if let Some(note) = config_note {
-                eprintln!("autopilot: note: {note}");
-            }
-            return 1;
-        }
+        Err(e) => return report_unreachable(&e, config_note.as_deref()),
     };
     if !reply.is_success() {
         eprintln!(
@@ -57,6 +51,16 @@ pub fn run(command: &ControlCommand, socket_flag: Option<&str>, config_flag: Opt
 
 /// The socket path, and why the config could not help if it was tried and
 /// failed (shown only if the socket cannot be reached).
+/// Says that autopilot could not be reached (with the note on where the
+/// socket path came from, if any) and gives the exit code for it.
+pub(super) fn report_unreachable(error: &dyn std::fmt::Display, config_note: Option<&str>) -> u8 {
+    eprintln!("autopilot: {error}");
+    if let Some(note) = config_note {
+        eprintln!("autopilot: note: {note}");
+    }
+    1
+}
+
 pub(super) fn resolve_socket(
     flag: Option<&str>,
     config_flag: Option<&str>,

@@ -171,13 +171,7 @@ pub fn run(options: &Options, socket_flag: Option<&str>, config_flag: Option<&st
                 eprintln!("autopilot: the event stream ended: {e}");
                 return 0;
             }
-            Err(e) => {
-                eprintln!("autopilot: {e}");
-                if let Some(note) = config_note {
-                    eprintln!("autopilot: note: {note}");
-                }
-                return 1;
-            }
+            Err(e) => return super::commands::report_unreachable(&e, config_note.as_deref()),
         };
         if !reply.is_success() {
             eprintln!(
