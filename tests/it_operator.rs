@@ -69,6 +69,36 @@ fn exits_restarts_and_health_are_explained_at_info() {
 }
 
 /// Reads everything written to `fifo` into a buffer, from now on.
+/// Starts autopilot as PID 1 with its stdout a FIFO that the test holds open
+/// and does not read (yet): once its 64 KiB are full, every write to it
+/// blocks. Returns the FIFO's read end, for [`drain`].
+fn start_with_unread_stdout(dir: &TestDir, cfg: &Path) -> (Autopilot, std::fs::File) {
+    let fifo = dir.join("stdout.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let script = "exec \"$0\" -config \"$1\" > \"$2\"";
+    let ap = Autopilot::program_pid1(
+        Path::new("/bin/sh"),
+        &[
+            "-c",
+            script,
+            autopilot_bin().to_str().unwrap(),
+            cfg.to_str().unwrap(),
+            fifo.to_str().unwrap(),
+        ],
+        &[],
+    );
+    (ap, held)
+}
+
 fn drain(mut fifo: std::fs::File) -> Arc<Mutex<Vec<u8>>> {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let into = buf.clone();
@@ -100,31 +130,7 @@ fn a_stdout_nobody_reads_stalls_neither_restarts_nor_reaping_nor_shutdown() {
              "restarts": "unlimited", "backoff": {"initial": "50ms", "max": "50ms"}},
         ],
     }));
-    // autopilot's stdout is a FIFO that this test holds open and does not
-    // read (yet): once its 64 KiB are full, every write to it blocks.
-    let fifo = dir.join("stdout.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let held = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
-    let script = "exec \"$0\" -config \"$1\" > \"$2\"";
-    let mut ap = Autopilot::program_pid1(
-        Path::new("/bin/sh"),
-        &[
-            "-c",
-            script,
-            autopilot_bin().to_str().unwrap(),
-            cfg.to_str().unwrap(),
-            fifo.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (mut ap, held) = start_with_unread_stdout(&dir, &cfg);
     let host_pid = ap.autopilot_host_pid();
     wait_until("chatty to write all its output", LONG, || {
         chatty_done.exists().then_some(())
@@ -158,29 +164,7 @@ fn a_stdout_nobody_reads_does_not_hold_up_shutdown() {
                 "while :; do echo a line of output that nobody will ever read; done")},
         ],
     }));
-    let fifo = dir.join("stdout.fifo");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let _held = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
-    let script = "exec \"$0\" -config \"$1\" > \"$2\"";
-    let mut ap = Autopilot::program_pid1(
-        Path::new("/bin/sh"),
-        &[
-            "-c",
-            script,
-            autopilot_bin().to_str().unwrap(),
-            cfg.to_str().unwrap(),
-            fifo.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (mut ap, _held) = start_with_unread_stdout(&dir, &cfg);
     let host_pid = ap.autopilot_host_pid();
     wait_until("chatty to run", LONG, || {
         (!find_descendants(host_pid, "sh -c while").is_empty()).then_some(())
