@@ -13,9 +13,7 @@ fn a_panicking_task_is_logged_and_ends_in_an_orderly_shutdown() {
     let log = dir.join("order.log");
     let l = log.display();
     let cfg = dir.json_config(&json!({"stopTimeout": "20s", "jobs": [
-        {"name": "app", "exec": sh(&format!(
-            "trap 'echo app-got-term >> {l}; exit 0' TERM; echo app-running >> {l}; \
-             while :; do sleep 1000 & wait $!; done"))},
+        {"name": "app", "exec": sh(&logs_term("app", &log))},
         {"name": "post-stop", "when": {"source": "app", "once": "stopped"},
          "exec": sh(&format!("echo post-stop >> {l}"))},
     ]}));

@@ -34,9 +34,7 @@ fn stop_hooks_run_in_order_around_the_app() {
     let log = dir.join("order.log");
     let l = log.display();
     let cfg = dir.json_config(&json!({"stopTimeout": "20s", "jobs": [
-        {"name": "app", "exec": sh(&format!(
-            "trap 'echo app-got-term >> {l}; exit 0' TERM; echo app-running >> {l}; \
-             while :; do sleep 1000 & wait $!; done"))},
+        {"name": "app", "exec": sh(&logs_term("app", &log))},
         // preStop: takes a while, and checks the app is still up.
         {"name": "pre-stop", "when": {"source": "app", "once": "stopping"},
          "exec": sh(&format!(
@@ -178,12 +176,8 @@ fn a_hung_stop_hook_delays_its_job_only_until_the_jobs_stop_timeout() {
     let log = dir.join("hung.log");
     let l = log.display();
     let cfg = dir.json_config(&json!({"stopTimeout": "4s", "jobs": [
-        {"name": "app", "stopTimeout": "1s", "exec": sh(&format!(
-            "trap 'echo app-got-term >> {l}; exit 0' TERM; echo app-running >> {l}; \
-             while :; do sleep 1000 & wait $!; done"))},
-        {"name": "other", "exec": sh(&format!(
-            "trap 'echo other-got-term >> {l}; exit 0' TERM; echo other-running >> {l}; \
-             while :; do sleep 1000 & wait $!; done"))},
+        {"name": "app", "stopTimeout": "1s", "exec": sh(&logs_term("app", &log))},
+        {"name": "other", "exec": sh(&logs_term("other", &log))},
         {"name": "pre-stop", "when": {"source": "app", "once": "stopping"},
          "exec": sh(&format!("echo hook-hangs >> {l}; exec sleep 1000"))},
     ]}));

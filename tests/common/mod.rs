@@ -39,6 +39,17 @@ pub fn sh(script: &str) -> serde_json::Value {
 }
 
 /// Starts autopilot as PID 1 and waits until its signal handlers are installed.
+/// A job's script that appends `NAME-running` to `log`, then waits (in
+/// a way a TERM interrupts at once) and appends `NAME-got-term` on SIGTERM
+/// before exiting 0: the order of stop steps shows in `log`.
+pub fn logs_term(name: &str, log: &Path) -> String {
+    let l = log.display();
+    format!(
+        "trap 'echo {name}-got-term >> {l}; exit 0' TERM; echo {name}-running >> {l}; \
+         while :; do sleep 1000 & wait $!; done"
+    )
+}
+
 pub fn start_ready(config: &Path) -> Autopilot {
     let mut ap = Autopilot::start_pid1(config, &[], &[]);
     ap.wait_for_output("started as pid 1", LONG);
