@@ -159,6 +159,60 @@ struct ControlWords {
     json: bool,
 }
 
+/// Parses the words after `autopilot events`.
+fn parse_events(words: &[String]) -> Result<Cli, UsageError> {
+    let mut options = crate::control::events::Options {
+        follow: false,
+        json: false,
+    };
+    let (mut config, mut socket) = (None, None);
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let flag = word.trim_start_matches('-');
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| words.next().cloned())
+                .ok_or_else(|| UsageError(format!("flag -{name} needs a value")))
+        };
+        match name {
+            _ if !word.starts_with('-') => {
+                return Err(UsageError(format!(
+                    "`autopilot events` takes no argument, got {word:?} (see `autopilot events -h`)"
+                )));
+            }
+            "follow" | "f" => options.follow = true,
+            "json" => options.json = true,
+            "socket" => socket = Some(value()?),
+            "config" => config = Some(value()?),
+            // The same help as `autopilot help events`, from the one CLI table.
+            "help" | "h" => {
+                return Ok(Cli {
+                    action: Action::Help(spec::command("events")),
+                    config: None,
+                    socket: None,
+                    rest: Vec::new(),
+                });
+            }
+            _ => {
+                return Err(UsageError(format!(
+                    "unknown flag {word} for `autopilot events` (it takes -follow, -json, -socket, -config)"
+                )));
+            }
+        }
+    }
+    Ok(Cli {
+        action: Action::Events(options),
+        config,
+        socket,
+        rest: Vec::new(),
+    })
+}
+
 /// Whether `word` names a program that can run: a path to a file, or a
 /// name found on `PATH`. The first word that is not a subcommand is a
 /// ContainerPilot 2 app only if it is one.
@@ -185,7 +239,7 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
 pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<Cli, UsageError> {
     // `autopilot events` parses its own flags (see control::events).
     if args.first().is_some_and(|a| a == "events") {
-        return crate::control::events::parse_args(&args[1..]);
+        return parse_events(&args[1..]);
     }
     let mut config = None;
     let mut out = None;
@@ -533,6 +587,23 @@ mod tests {
             &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             &|w| w.starts_with('/'),
         )
+    }
+
+    #[test]
+    fn events_flags() {
+        let cli = p(&["events", "-follow", "--json", "-socket", "/s"]).unwrap();
+        assert_eq!(
+            cli.action,
+            Action::Events(crate::control::events::Options {
+                follow: true,
+                json: true
+            })
+        );
+        assert_eq!(cli.socket.as_deref(), Some("/s"));
+        let e = p(&["events", "-folow"]).unwrap_err();
+        assert!(e.0.contains("unknown flag -folow"), "{e}");
+        let e = p(&["events", "app"]).unwrap_err();
+        assert!(e.0.contains("takes no argument"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,6 @@
 
 use super::client;
 use super::http::{self, Response};
-use crate::cli::{Action, Cli, UsageError};
 use crate::journal::{Journal, Record};
 use hyper::StatusCode;
 use serde_json::json;
@@ -39,60 +38,6 @@ pub struct Options {
     pub follow: bool,
     /// One JSON object per line instead of text.
     pub json: bool,
-}
-
-/// Parses the words after `autopilot events`.
-pub fn parse_args(words: &[String]) -> Result<Cli, UsageError> {
-    let mut options = Options {
-        follow: false,
-        json: false,
-    };
-    let (mut config, mut socket) = (None, None);
-    let mut words = words.iter();
-    while let Some(word) = words.next() {
-        let flag = word.trim_start_matches('-');
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| words.next().cloned())
-                .ok_or_else(|| UsageError(format!("flag -{name} needs a value")))
-        };
-        match name {
-            _ if !word.starts_with('-') => {
-                return Err(UsageError(format!(
-                    "`autopilot events` takes no argument, got {word:?} (see `autopilot events -h`)"
-                )));
-            }
-            "follow" | "f" => options.follow = true,
-            "json" => options.json = true,
-            "socket" => socket = Some(value()?),
-            "config" => config = Some(value()?),
-            // The same help as `autopilot help events`, from the one CLI table.
-            "help" | "h" => {
-                return Ok(Cli {
-                    action: Action::Help(crate::cli::spec::command("events")),
-                    config: None,
-                    socket: None,
-                    rest: Vec::new(),
-                });
-            }
-            _ => {
-                return Err(UsageError(format!(
-                    "unknown flag {word} for `autopilot events` (it takes -follow, -json, -socket, -config)"
-                )));
-            }
-        }
-    }
-    Ok(Cli {
-        action: Action::Events(options),
-        config,
-        socket,
-        rest: Vec::new(),
-    })
 }
 
 /// Answers `GET /v3/events?after=N&wait=SECONDS`.
@@ -224,27 +169,6 @@ fn report_missed(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn flags() {
-        let cli = parse_args(&words(&["-follow", "--json", "-socket", "/s"])).unwrap();
-        assert_eq!(
-            cli.action,
-            Action::Events(Options {
-                follow: true,
-                json: true
-            })
-        );
-        assert_eq!(cli.socket.as_deref(), Some("/s"));
-        let e = parse_args(&words(&["-folow"])).unwrap_err();
-        assert!(e.0.contains("unknown flag -folow"), "{e}");
-        let e = parse_args(&words(&["app"])).unwrap_err();
-        assert!(e.0.contains("takes no argument"), "{e}");
-    }
 
     #[test]
     fn waits() {
