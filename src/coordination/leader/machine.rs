@@ -4,7 +4,9 @@
 //! the variable, events, log lines) that the task carries out, and the task
 //! feeds back the replies as [`Input`]s. The clock is passed in and nothing
 //! here does I/O, so renewal failures, the fail-safe, the lock-delay and a
-//! lost session are unit-tested without Consul (`machine_tests.rs`).
+//! lost session are unit-tested without Consul (`machine_tests.rs`,
+//! `machine_fitness_tests.rs`). The rules about the session live in
+//! `machine/session.rs`, those about the key in `machine/key.rs`.
 //!
 //! ```text
 //!            passing check                session created, key acquired
@@ -99,6 +101,7 @@ pub struct Machine {
     /// The fail-safe stepped down while the session may still be ours:
     /// a successful renewal tries to take the key back.
     failsafe_tripped: bool,
+    /// The calls started and not answered yet (at most one of each).
     in_flight: BTreeSet<Call>,
     /// Every timer but [`Timer::Failsafe`], which follows from the session.
     timers: BTreeMap<Timer, Instant>,
