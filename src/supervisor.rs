@@ -21,10 +21,11 @@
 
 use crate::config::duration;
 use crate::config::model::{Config, JobConfig, SignalMode, When};
-use crate::discovery::ServiceRegistry;
+use crate::discovery::edit::ServiceEditor;
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
 use crate::jobs::machine::{Rules, State};
+use crate::jobs::registry::{NoDiscovery, ServiceRegistry};
 use crate::jobs::runner::{Command, Report, Runner, Shared};
 use crate::jobs::status::StatusBoard;
 use crate::process::{self, ExitStatus, Reaper};
@@ -116,6 +117,8 @@ pub struct Handle {
     pub environ: Environ,
     pub reaper: Reaper,
     pub maintenance: Arc<AtomicBool>,
+    /// Live tag/meta changes, set when discovery starts with Consul.
+    pub editor: Arc<std::sync::OnceLock<Arc<dyn ServiceEditor>>>,
     requests: mpsc::Sender<Request>,
     /// Told about every config a reload applies (watches, telemetry...).
     reload_listeners: Arc<Mutex<Vec<ReloadListener>>>,
@@ -186,10 +189,11 @@ pub async fn run_with(
         environ: Environ::new(std::env::vars().collect()),
         reaper,
         maintenance: Arc::new(AtomicBool::new(false)),
+        editor: Arc::default(),
         requests: requests_tx,
         reload_listeners: Arc::default(),
     };
-    let mut registry: Arc<dyn ServiceRegistry> = Arc::new(crate::discovery::NoDiscovery);
+    let mut registry: Arc<dyn ServiceRegistry> = Arc::new(NoDiscovery);
     for extension in extensions {
         if let Some(r) = extension(&config, &handle) {
             registry = r;

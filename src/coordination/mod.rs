@@ -6,8 +6,6 @@
 //! - [`leader`]: leader election as a job feature (`leader` in a job), with
 //!   `elected`/`deposed` events, `CONTAINERPILOT_<JOB>_LEADER` and a
 //!   fail-safe step-down when Consul cannot be reached;
-//! - [`service`]: live tags and meta of a running service (control socket
-//!   and `autopilot tags` / `autopilot meta`), without a reload;
 //! - [`kv`]: the typed Consul KV and session calls both use;
 //! - [`cli`]: the `kv`, `lock`, `tags` and `meta` subcommands.
 //!
@@ -17,19 +15,18 @@
 pub mod cli;
 pub mod kv;
 pub mod leader;
-pub mod service;
 
 use crate::config::model::{Config, JobConfig};
 use crate::discovery::client::ConsulClient;
 use crate::discovery::registry::ConsulRegistry;
-use crate::discovery::{BoxFuture, ServiceRegistry};
 use crate::jobs::machine::ServiceAction;
+use crate::jobs::registry::{BoxFuture, ServiceRegistry};
 use crate::supervisor::Handle;
 use std::sync::Arc;
 
 /// Starts the elections of `config`'s jobs beside `registry`, and returns
 /// the registry the jobs use: `registry` itself, plus reload handling for
-/// the elections. The control socket finds it on the status board.
+/// the elections.
 pub fn start(
     config: &Config,
     client: &ConsulClient,
@@ -45,8 +42,8 @@ pub fn start(
         board: handle.board.clone(),
     });
     leaders.configure(&config.jobs, true);
+    let _ = handle.editor.set(registry.clone());
     let coordinated: Arc<dyn ServiceRegistry> = Arc::new(Coordinated { registry, leaders });
-    handle.board.set_registry(coordinated.clone());
     coordinated
 }
 
@@ -65,9 +62,5 @@ impl ServiceRegistry for Coordinated {
     fn configure(&self, jobs: &[JobConfig]) {
         self.registry.configure(jobs);
         self.leaders.configure(jobs, false);
-    }
-
-    fn edit_service(&self, job: &str, edit: service::ServiceEdit) -> service::EditFuture {
-        self.registry.edit_service(job, edit)
     }
 }

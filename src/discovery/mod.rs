@@ -1,7 +1,7 @@
 //! Service discovery: jobs' registrations in Consul, and watches.
 //!
 //! Jobs talk to a [`ServiceRegistry`]; without a `consul` section it is
-//! [`NoDiscovery`], so autopilot supervises jobs without Consul. With one,
+//! [`crate::jobs::registry::NoDiscovery`], so autopilot supervises jobs without Consul. With one,
 //! [`extension`] starts the Consul pieces:
 //! - [`address`]: the `consul` section and `CONSUL_*` variables → an endpoint;
 //! - [`client`]: the HTTP client (token, TLS, outage detection);
@@ -9,6 +9,7 @@
 //! - [`registry`]: one task per advertised job keeping its registration and
 //!   TTL check in line (the [`ServiceRegistry`] behind the jobs);
 //! - [`watch`]: blocking queries turned into `watch.<name>` events;
+//! - [`edit`]: live tags and meta of a running service ([`edit::ServiceEditor`]);
 //! - [`payload`]: the environment variables and files watches hand to jobs;
 //! - [`backoff`]: retry delays.
 //!
@@ -17,6 +18,7 @@
 pub mod address;
 pub mod backoff;
 pub mod client;
+pub mod edit;
 pub mod interfaces;
 pub mod payload;
 pub mod registry;
@@ -24,47 +26,13 @@ pub mod watch;
 pub mod watch_set;
 
 use crate::config::model::Config;
-use crate::jobs::machine::ServiceAction;
+use crate::jobs::registry::ServiceRegistry;
 use crate::supervisor::{Extension, Handle};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-
-pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Exit code when the `consul` settings cannot be used: as for any other
 /// config error, nothing has been started yet.
 const EXIT_CONFIG: i32 = 2;
-
-/// Applies a job's registration changes. The returned future completes when
-/// the change reached the registry (or was given up on); callers await it
-/// only where order matters (deregister before SIGTERM).
-pub trait ServiceRegistry: Send + Sync {
-    fn apply(&self, job: &str, action: ServiceAction) -> BoxFuture;
-
-    /// Takes the job definitions after a reload (new ports, tags, checks).
-    fn configure(&self, _jobs: &[crate::config::model::JobConfig]) {}
-
-    /// Changes a running job's tags or meta in place (the control socket's
-    /// `/v3/jobs/<job>/service`); an empty edit reports them. Without
-    /// discovery there is nothing to change.
-    fn edit_service(
-        &self,
-        _job: &str,
-        _edit: crate::coordination::service::ServiceEdit,
-    ) -> crate::coordination::service::EditFuture {
-        Box::pin(async { Err(crate::coordination::service::EditError::NoDiscovery) })
-    }
-}
-
-/// Used when there is no `consul` section.
-pub struct NoDiscovery;
-
-impl ServiceRegistry for NoDiscovery {
-    fn apply(&self, _job: &str, _action: ServiceAction) -> BoxFuture {
-        Box::pin(async {})
-    }
-}
 
 /// The Consul extension for [`crate::supervisor::run`]. Without a `consul`
 /// section it says so once and leaves discovery off. With one it builds the

@@ -7,10 +7,10 @@
 use super::health::{self, CheckOutcome, RunningCheck};
 use super::machine::{Effect, Health, Input, Machine, Rules, ServiceAction, State, Timer};
 use super::narrate::{self, Next};
+use super::registry::ServiceRegistry;
 use super::status::{JobStatus, StatusBoard};
 use crate::config::duration;
 use crate::config::model::JobConfig;
-use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
 use crate::process::{self, ExitStatus, Output, Reaper};

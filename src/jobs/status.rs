@@ -6,7 +6,6 @@
 //! the control socket nor telemetry needs a hook inside jobs or watches.
 
 use super::machine::{Health, State};
-use crate::discovery::ServiceRegistry;
 use crate::process::ExitStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -114,9 +113,6 @@ pub struct StatusBoard {
     check_observer: Arc<Mutex<Option<CheckObserver>>>,
     /// Leader election state by job; merged into [`JobStatus::leader`].
     leaders: Arc<Mutex<BTreeMap<String, LeaderStatus>>>,
-    /// The service registry behind the jobs, so the control socket can
-    /// change a running service's tags without a hook in the supervisor.
-    registry: Arc<Mutex<Option<Arc<dyn ServiceRegistry>>>>,
     /// What the Consul agent has of each advertised job's service, as its
     /// registration task last saw it; overrides [`JobStatus::service`],
     /// which is only what the job asked for (while Consul is unreachable a
@@ -176,16 +172,6 @@ impl StatusBoard {
             Some(s) => leaders.insert(job.to_string(), s),
             None => leaders.remove(job),
         };
-    }
-
-    /// Makes the service registry reachable from the control socket.
-    pub fn set_registry(&self, registry: Arc<dyn ServiceRegistry>) {
-        *self.registry.lock().unwrap() = Some(registry);
-    }
-
-    /// The service registry, once discovery has started.
-    pub fn registry(&self) -> Option<Arc<dyn ServiceRegistry>> {
-        self.registry.lock().unwrap().clone()
     }
 
     /// Records what a watch saw (called by the watch task).
