@@ -16,14 +16,15 @@
 //!
 //! Signals follow the config's generation ([`SignalMode`]): for a
 //! ContainerPilot 2 config SIGUSR1 toggles maintenance and SIGHUP reloads the
-//! config file (through a [`Reloader`]); for a version 3 config SIGHUP is an
+//! config file (through the reload path `main` wires to
+//! [`Supervisor::reload_on_sighup`]); for a version 3 config SIGHUP is an
 //! event and SIGUSR1 is forwarded.
 
 use crate::config::duration;
 use crate::config::model::{Config, JobConfig, SignalMode, When};
-use crate::discovery::edit::ServiceEditor;
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
+use crate::jobs::Common;
 use crate::jobs::machine::{Rules, State};
 use crate::jobs::registry::{NoDiscovery, ServiceRegistry};
 use crate::jobs::runner::{Command, Report, Runner, Shared};
@@ -31,11 +32,10 @@ use crate::jobs::status::StatusBoard;
 use crate::process::{self, ExitStatus, Reaper};
 use nix::sys::signal::Signal;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -108,153 +108,32 @@ pub enum Request {
     Ping(oneshot::Sender<()>),
 }
 
-/// Shared access to a running supervisor, for the control socket, telemetry
-/// and discovery. Cheap to clone.
+/// The way to a running supervisor's loop, for the control socket and the
+/// liveness probe. Cheap to clone.
 #[derive(Clone)]
-pub struct Handle {
-    pub bus: Bus,
-    pub board: StatusBoard,
-    pub environ: Environ,
-    pub reaper: Reaper,
-    pub maintenance: Arc<AtomicBool>,
-    /// Live tag/meta changes, set when discovery starts with Consul.
-    pub editor: Arc<std::sync::OnceLock<Arc<dyn ServiceEditor>>>,
-    requests: mpsc::Sender<Request>,
-    /// Told about every config a reload applies (watches, telemetry...).
-    reload_listeners: Arc<Mutex<Vec<ReloadListener>>>,
+pub struct Requests {
+    tx: mpsc::Sender<Request>,
 }
 
-/// Called with the new config after a reload has applied it to the jobs.
-pub type ReloadListener = Box<dyn Fn(&Config) + Send + Sync>;
-
-impl Handle {
-    /// Registers `listener` to hear about every reloaded config.
-    pub fn on_reload(&self, listener: ReloadListener) {
-        self.reload_listeners.lock().unwrap().push(listener);
-    }
-
+impl Requests {
     /// Sends a request; fails only when the supervisor is gone.
-    pub async fn request(&self, request: Request) -> Result<(), String> {
-        self.requests
+    pub async fn send(&self, request: Request) -> Result<(), String> {
+        self.tx
             .send(request)
             .await
             .map_err(|_| "autopilot is shutting down".to_string())
     }
-
-    pub fn in_maintenance(&self) -> bool {
-        self.maintenance.load(Ordering::Relaxed)
-    }
 }
 
-/// Optional pieces started beside the jobs (Consul, control socket, telemetry).
-/// Each gets the handle and returns nothing: they run as their own tasks.
-pub type Extension = Box<dyn FnOnce(&Config, &Handle) -> Option<Arc<dyn ServiceRegistry>>>;
-
-/// Re-reads the configuration, given the environment children would get
-/// (so `-putenv` values count). `main` builds it, as only it knows where the
-/// config came from and what the command line added; the supervisor calls it
-/// off the runtime thread on a ContainerPilot 2 SIGHUP.
-pub type Reloader = Arc<dyn Fn(HashMap<String, String>) -> Result<Config, String> + Send + Sync>;
-
-/// Runs `config` until shutdown; returns the container's exit code.
-pub async fn run(config: Config, extensions: Vec<Extension>) -> i32 {
-    run_with(config, extensions, None).await
-}
-
-/// [`run`], with a way to re-read the config for ContainerPilot 2's SIGHUP.
-pub async fn run_with(
-    config: Config,
-    extensions: Vec<Extension>,
-    reloader: Option<Reloader>,
-) -> i32 {
-    let is_pid1 = process::become_reaper();
-    let reaper = match Reaper::start() {
-        Ok(r) => r,
-        Err(e) => {
-            log::error!("cannot watch for child exits: {e}");
-            return 1;
-        }
-    };
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return 1;
-        }
-    };
-    let (requests_tx, requests) = mpsc::channel(16);
-    let handle = Handle {
-        bus: Bus::new(),
-        board: StatusBoard::default(),
-        environ: Environ::new(std::env::vars().collect()),
-        reaper,
-        maintenance: Arc::new(AtomicBool::new(false)),
-        editor: Arc::default(),
-        requests: requests_tx,
-        reload_listeners: Arc::default(),
-    };
-    let mut registry: Arc<dyn ServiceRegistry> = Arc::new(NoDiscovery);
-    for extension in extensions {
-        if let Some(r) = extension(&config, &handle) {
-            registry = r;
-        }
-    }
-    let shared = Shared {
-        bus: handle.bus.clone(),
-        reaper: handle.reaper.clone(),
-        environ: handle.environ.clone(),
-        registry,
-        board: handle.board.clone(),
-    };
-    let mut outcome = Outcome::new(None);
-    outcome.follow(&config.jobs);
-    let mut sup = Supervisor {
-        outcome,
-        config,
-        reloader,
-        shared,
-        handle,
-        tasks: JoinSet::new(),
-        commands: HashMap::new(),
-        replacements: HashMap::new(),
-        removed: HashSet::new(),
-        is_pid1,
-    };
-    let jobs = sup.config.jobs.clone();
-    for job in &jobs {
-        sup.start_job(job, &jobs, false);
-    }
-    log::info!(
-        "autopilot {} started as pid {} with {}",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        crate::logging::plural(jobs.len() as u64, "job", "jobs")
-    );
-    if !is_pid1 {
-        // A sidecar, or a pod with shareProcessNamespace: the PID namespace
-        // is not ours, so nothing is signalled beyond our jobs' own groups.
-        log::info!(
-            "not PID 1: reaping our children's orphans as a child subreaper; signals go only \
-             to the process groups of our own jobs"
-        );
-    }
-    sup.shared.bus.publish(Event::global(EventCode::Startup));
-    if std::env::var_os("AUTOPILOT_KEEP_STARTUP_CODE").is_none() {
-        // Once, when the jobs have started: the code run only at start-up
-        // (config, templates, spawning) need not stay resident.
-        tokio::spawn(async {
-            tokio::time::sleep(RELEASE_STARTUP_CODE_AFTER).await;
-            let released = process::memory::release_startup_code();
-            log::debug!("released {released} KiB of start-up code pages");
-        });
-    }
-    sup.run_loop(&mut signals, requests).await
-}
-
-struct Supervisor {
-    config: Config,
-    shared: Shared,
-    handle: Handle,
+/// A supervisor built but not yet running: `main` hands its shared parts
+/// ([`Supervisor::common`], [`Supervisor::requests`]) to discovery,
+/// coordination, control and telemetry, then calls [`Supervisor::run`].
+pub struct Supervisor {
+    /// The running config; `published` tells everyone else.
+    config: Arc<Config>,
+    published: watch::Sender<Arc<Config>>,
+    common: Common,
+    registry: Arc<dyn ServiceRegistry>,
     tasks: JoinSet<Report>,
     commands: HashMap<String, mpsc::Sender<Command>>,
     /// Jobs stopped by a reload whose new definition starts once they end.
@@ -263,14 +142,116 @@ struct Supervisor {
     removed: HashSet<String>,
     outcome: Outcome,
     is_pid1: bool,
-    /// How to re-read the config on a ContainerPilot 2 SIGHUP.
-    reloader: Option<Reloader>,
+    signals: Signals,
+    requests_tx: mpsc::Sender<Request>,
+    requests: mpsc::Receiver<Request>,
+    /// Where a ContainerPilot 2 SIGHUP asks for the config to be re-read
+    /// (the one reload path, which the control socket also takes).
+    sighup_reloads: Option<mpsc::UnboundedSender<()>>,
 }
 
 impl Supervisor {
+    /// Becomes the reaper, installs the signal handlers and builds the parts
+    /// the jobs share. Must be called within the runtime.
+    pub fn new(config: Config) -> Result<Supervisor, String> {
+        let is_pid1 = process::become_reaper();
+        let reaper = Reaper::start().map_err(|e| format!("cannot watch for child exits: {e}"))?;
+        let signals = Signals::new().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let (requests_tx, requests) = mpsc::channel(16);
+        let config = Arc::new(config);
+        let (published, running) = watch::channel(config.clone());
+        let common = Common {
+            bus: Bus::new(),
+            board: StatusBoard::default(),
+            environ: Environ::new(std::env::vars().collect()),
+            reaper,
+            config: running,
+        };
+        let mut outcome = Outcome::new(None);
+        outcome.follow(&config.jobs);
+        Ok(Supervisor {
+            config,
+            published,
+            common,
+            registry: Arc::new(NoDiscovery),
+            tasks: JoinSet::new(),
+            commands: HashMap::new(),
+            replacements: HashMap::new(),
+            removed: HashSet::new(),
+            outcome,
+            is_pid1,
+            signals,
+            requests_tx,
+            requests,
+            sighup_reloads: None,
+        })
+    }
+
+    /// What the jobs share with the pieces started beside them.
+    pub fn common(&self) -> Common {
+        self.common.clone()
+    }
+
+    pub fn requests(&self) -> Requests {
+        Requests {
+            tx: self.requests_tx.clone(),
+        }
+    }
+
+    /// Where to ask for a reload on a ContainerPilot 2 SIGHUP. Without it,
+    /// SIGHUP changes nothing (a config that cannot be re-read).
+    pub fn reload_on_sighup(&mut self, reloads: mpsc::UnboundedSender<()>) {
+        self.sighup_reloads = Some(reloads);
+    }
+
+    /// Runs the jobs, registered through `registry`, until shutdown; returns
+    /// the container's exit code.
+    pub async fn run(mut self, registry: Arc<dyn ServiceRegistry>) -> i32 {
+        self.registry = registry;
+        let jobs = self.config.jobs.clone();
+        for job in &jobs {
+            self.start_job(job, &jobs, false);
+        }
+        log::info!(
+            "autopilot {} started as pid {} with {}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            crate::logging::plural(jobs.len() as u64, "job", "jobs")
+        );
+        if !self.is_pid1 {
+            // A sidecar, or a pod with shareProcessNamespace: the PID namespace
+            // is not ours, so nothing is signalled beyond our jobs' own groups.
+            log::info!(
+                "not PID 1: reaping our children's orphans as a child subreaper; signals go only \
+                 to the process groups of our own jobs"
+            );
+        }
+        self.common.bus.publish(Event::global(EventCode::Startup));
+        if std::env::var_os("AUTOPILOT_KEEP_STARTUP_CODE").is_none() {
+            // Once, when the jobs have started: the code run only at start-up
+            // (config, templates, spawning) need not stay resident.
+            tokio::spawn(async {
+                tokio::time::sleep(RELEASE_STARTUP_CODE_AFTER).await;
+                let released = process::memory::release_startup_code();
+                log::debug!("released {released} KiB of start-up code pages");
+            });
+        }
+        self.run_loop().await
+    }
+
+    fn shared(&self) -> Shared {
+        Shared {
+            bus: self.common.bus.clone(),
+            reaper: self.common.reaper.clone(),
+            environ: self.common.environ.clone(),
+            registry: self.registry.clone(),
+            board: self.common.board.clone(),
+        }
+    }
+
     fn start_job(&mut self, job: &JobConfig, all: &[JobConfig], send_startup: bool) {
         let rules = Rules::new(job, all);
-        let (runner, tx) = Runner::new(Arc::new(job.clone()), rules, self.shared.clone());
+        let (runner, tx) = Runner::new(Arc::new(job.clone()), rules, self.shared());
         if send_startup {
             let _ = tx.try_send(Command::Startup);
         }
@@ -278,11 +259,7 @@ impl Supervisor {
         self.tasks.spawn(runner.run());
     }
 
-    async fn run_loop(
-        &mut self,
-        signals: &mut Signals,
-        mut requests: mpsc::Receiver<Request>,
-    ) -> i32 {
+    async fn run_loop(&mut self) -> i32 {
         let mut shutdown: Option<(ShutdownCause, Instant)> = None;
         let mut overtime = Overtime::No;
         if self.config.jobs.is_empty() {
@@ -319,7 +296,7 @@ impl Supervisor {
                     }
                     Some(Err(e)) => log::error!("a job task failed: {e}"),
                 },
-                sig = signals.next() => match sig {
+                sig = self.signals.next() => match sig {
                     sig if self.config.signals == SignalMode::Forward && sig != Signal::SIGTERM => {
                         self.forward(sig).await
                     }
@@ -331,17 +308,17 @@ impl Supervisor {
                     }
                     Signal::SIGHUP if self.config.signals == SignalMode::V2 => {
                         if shutdown.is_none() {
-                            self.reload_in_background();
+                            self.reload_on_signal();
                         }
                     }
                     Signal::SIGUSR1 if self.config.signals == SignalMode::V2 => {
-                        self.set_maintenance(!self.handle.in_maintenance());
+                        self.set_maintenance(!self.common.board.in_maintenance());
                     }
-                    Signal::SIGHUP => self.shared.bus.publish(Event::new(EventCode::SigHup, "SIGHUP")),
-                    Signal::SIGUSR2 => self.shared.bus.publish(Event::new(EventCode::SigUsr2, "SIGUSR2")),
+                    Signal::SIGHUP => self.common.bus.publish(Event::new(EventCode::SigHup, "SIGHUP")),
+                    Signal::SIGUSR2 => self.common.bus.publish(Event::new(EventCode::SigUsr2, "SIGUSR2")),
                     other => self.forward(other).await,
                 },
-                Some(request) = requests.recv() => match request {
+                Some(request) = self.requests.recv() => match request {
                     Request::Reload(config, reply) => {
                         if shutdown.is_none() {
                             let _ = reply.send(self.reload(*config));
@@ -410,7 +387,7 @@ impl Supervisor {
                 ShutdownCause::AllJobsDone => "all jobs done",
                 ShutdownCause::Requested => "shutdown requested",
             },
-            self.shared.reaper.orphans_reaped()
+            self.common.reaper.orphans_reaped()
         );
         code
     }
@@ -425,7 +402,7 @@ impl Supervisor {
             return false;
         }
         if self.removed.remove(&report.name) {
-            self.shared.board.remove(&report.name);
+            self.common.board.remove(&report.name);
             return false;
         }
         let ends_run = self.outcome.job_ended(&report, shutting_down);
@@ -446,37 +423,18 @@ impl Supervisor {
         ends_run
     }
 
-    /// ContainerPilot 2's SIGHUP: re-read the config off the runtime thread,
-    /// then apply it as any reload (a request to ourselves), so unchanged
-    /// jobs keep running. A config that fails to load changes nothing.
-    fn reload_in_background(&self) {
-        let Some(reloader) = self.reloader.clone() else {
-            log::warn!("received SIGHUP, but this config cannot be re-read; nothing changes");
-            return;
-        };
-        log::info!("received SIGHUP: reloading the config");
-        let env: HashMap<String, String> = self.handle.environ.snapshot().into_iter().collect();
-        let handle = self.handle.clone();
-        tokio::spawn(async move {
-            let loaded = tokio::task::spawn_blocking(move || reloader(env)).await;
-            match loaded {
-                Ok(Ok(config)) => {
-                    let (tx, rx) = oneshot::channel();
-                    if handle
-                        .request(Request::Reload(Box::new(config), tx))
-                        .await
-                        .is_ok()
-                    {
-                        // The summary is logged by the reload itself.
-                        let _ = rx.await;
-                    }
-                }
-                Ok(Err(e)) => {
-                    log::error!("SIGHUP: the config has errors; the running one stays:\n{e}")
-                }
-                Err(e) => log::error!("SIGHUP: reloading failed: {e}"),
+    /// ContainerPilot 2's SIGHUP: asks for the config to be re-read by the
+    /// one reload path (the control socket's), which re-reads it off the
+    /// runtime thread and hands it back as a [`Request::Reload`], so
+    /// unchanged jobs keep running. A config that fails to load changes
+    /// nothing.
+    fn reload_on_signal(&self) {
+        match &self.sighup_reloads {
+            Some(reloads) if reloads.send(()).is_ok() => {
+                log::info!("received SIGHUP: reloading the config")
             }
-        });
+            _ => log::warn!("received SIGHUP, but this config cannot be re-read; nothing changes"),
+        }
     }
 
     /// The post-stop hooks (jobs started by another job's `stopped`) that
@@ -493,7 +451,7 @@ impl Supervisor {
                         && pattern.source != job.name
                         && (self.commands.contains_key(&pattern.source)
                             || self
-                                .handle
+                                .common
                                 .board
                                 .get(&job.name)
                                 .is_some_and(|s| s.state == State::Running.as_str()))
@@ -514,7 +472,7 @@ impl Supervisor {
             }
         }
         let hook_running = spared.iter().any(|name| {
-            self.handle
+            self.common
                 .board
                 .get(name)
                 .is_some_and(|s| s.state == State::Running.as_str())
@@ -530,7 +488,7 @@ impl Supervisor {
     }
 
     fn begin_shutdown(&self, cause: ShutdownCause) -> (ShutdownCause, Instant) {
-        self.shared.bus.publish(Event::global(EventCode::Shutdown));
+        self.common.bus.publish(Event::global(EventCode::Shutdown));
         (cause, Instant::now())
     }
 
@@ -545,7 +503,7 @@ impl Supervisor {
     }
 
     fn set_maintenance(&self, on: bool) {
-        if self.handle.maintenance.swap(on, Ordering::Relaxed) != on {
+        if self.common.board.set_maintenance(on) {
             log::info!(
                 "{} maintenance mode",
                 if on { "entering" } else { "leaving" }
@@ -555,7 +513,7 @@ impl Supervisor {
             } else {
                 EventCode::ExitMaintenance
             };
-            self.shared.bus.publish(Event::global(code));
+            self.common.bus.publish(Event::global(code));
         }
     }
 
@@ -600,10 +558,7 @@ impl Supervisor {
                 }
             }
         }
-        self.shared.registry.configure(&new.jobs);
-        for listener in self.handle.reload_listeners.lock().unwrap().iter() {
-            listener(&new);
-        }
+        self.registry.configure(&new.jobs);
         if let Err(e) = crate::logging::configure(&new.logging) {
             log::warn!("reload: cannot apply the new logging settings: {e}");
         }
@@ -618,7 +573,10 @@ impl Supervisor {
             summary.added.len(),
             summary.removed.len()
         );
-        self.config = new;
+        self.config = Arc::new(new);
+        // After the jobs: whoever reads it (status, telemetry, watches) sees
+        // a config the jobs already run.
+        self.published.send_replace(self.config.clone());
         summary
     }
 }

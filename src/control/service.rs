@@ -41,10 +41,10 @@ pub(super) async fn handle(state: &State, job: &str, request: Request<Incoming>)
     } else {
         ServiceEdit::default()
     };
-    if state.handle.board.get(job).is_none() {
+    if state.common.board.get(job).is_none() {
         return state.unknown_job(job);
     }
-    let Some(editor) = state.handle.editor.get() else {
+    let Some(editor) = &state.editor else {
         return refusal(EditError::NoDiscovery);
     };
     // The registry logs the change itself.

@@ -8,9 +8,8 @@
 //! watches are listed even before (or without) such a report.
 
 use crate::config::model::{Config, WatchTarget};
-use crate::jobs::status::{JobStatus, LeaderStatus, WatchInstance, now_ms};
+use crate::jobs::status::{JobStatus, LeaderStatus, StatusBoard, WatchInstance, now_ms};
 use crate::logging::human_duration;
-use crate::supervisor::Handle;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -101,9 +100,9 @@ impl From<WatchInstance> for InstanceView {
     }
 }
 
-/// Collects the status of a running supervisor.
-pub fn collect(handle: &Handle, config: &Config) -> Status {
-    let reported = handle.board.watches();
+/// Collects the status of a run from its board and running config.
+pub fn collect(board: &StatusBoard, config: &Config) -> Status {
+    let reported = board.watches();
     let watches = config
         .watches
         .iter()
@@ -124,8 +123,8 @@ pub fn collect(handle: &Handle, config: &Config) -> Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
         time_ms: now_ms(),
-        maintenance: handle.in_maintenance(),
-        jobs: in_config_order(handle.board.all(), config),
+        maintenance: board.in_maintenance(),
+        jobs: in_config_order(board.all(), config),
         watches,
     }
 }

@@ -17,34 +17,32 @@ pub mod kv;
 pub mod leader;
 
 use crate::config::model::{Config, JobConfig};
-use crate::discovery::client::ConsulClient;
+use crate::discovery::Discovery;
 use crate::discovery::registry::ConsulRegistry;
+use crate::jobs::Common;
 use crate::jobs::machine::ServiceAction;
-use crate::jobs::registry::{BoxFuture, ServiceRegistry};
-use crate::supervisor::Handle;
+use crate::jobs::registry::{BoxFuture, NoDiscovery, ServiceRegistry};
 use std::sync::Arc;
 
-/// Starts the elections of `config`'s jobs beside `registry`, and returns
-/// the registry the jobs use: `registry` itself, plus reload handling for
-/// the elections.
-pub fn start(
-    config: &Config,
-    client: &ConsulClient,
-    registry: ConsulRegistry,
-    handle: &Handle,
-) -> Arc<dyn ServiceRegistry> {
-    let registry = Arc::new(registry);
+/// Starts the elections of `config`'s jobs beside discovery's registry, and
+/// returns the registry the jobs use: discovery's, plus reload handling for
+/// the elections ([`NoDiscovery`] without Consul).
+pub fn start(config: &Config, discovery: &Discovery, common: &Common) -> Arc<dyn ServiceRegistry> {
+    let Discovery::Consul { client, registry } = discovery else {
+        return Arc::new(NoDiscovery);
+    };
     let leaders = leader::Leaders::new(leader::Context {
         client: client.clone(),
         registry: registry.clone(),
-        bus: handle.bus.clone(),
-        environ: handle.environ.clone(),
-        board: handle.board.clone(),
+        bus: common.bus.clone(),
+        environ: common.environ.clone(),
+        board: common.board.clone(),
     });
     leaders.configure(&config.jobs, true);
-    let _ = handle.editor.set(registry.clone());
-    let coordinated: Arc<dyn ServiceRegistry> = Arc::new(Coordinated { registry, leaders });
-    coordinated
+    Arc::new(Coordinated {
+        registry: registry.clone(),
+        leaders,
+    })
 }
 
 /// The Consul registry with the leader elections that depend on it.

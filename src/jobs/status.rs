@@ -9,6 +9,7 @@ use super::machine::{Health, State};
 use crate::process::ExitStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -118,6 +119,8 @@ pub struct StatusBoard {
     /// which is only what the job asked for (while Consul is unreachable a
     /// job asks for `passing` but nothing is registered).
     registrations: Arc<Mutex<BTreeMap<String, &'static str>>>,
+    /// Whether the container is in maintenance mode (set by the supervisor).
+    maintenance: Arc<AtomicBool>,
 }
 
 impl StatusBoard {
@@ -172,6 +175,16 @@ impl StatusBoard {
             Some(s) => leaders.insert(job.to_string(), s),
             None => leaders.remove(job),
         };
+    }
+
+    /// Enters (`true`) or leaves maintenance mode; returns whether that
+    /// changed anything.
+    pub fn set_maintenance(&self, on: bool) -> bool {
+        self.maintenance.swap(on, Ordering::Relaxed) != on
+    }
+
+    pub fn in_maintenance(&self) -> bool {
+        self.maintenance.load(Ordering::Relaxed)
     }
 
     /// Records what a watch saw (called by the watch task).

@@ -59,12 +59,12 @@ pub struct JobReadiness {
 
 /// `GET /live`.
 pub async fn live(telemetry: &Telemetry) -> Response {
-    let answer = match telemetry.inner.handle.get() {
+    let answer = match telemetry.inner.running.get() {
         None => Err("autopilot is starting".to_string()),
-        Some(handle) => {
+        Some(running) => {
             let (tx, rx) = oneshot::channel();
             let round_trip = async {
-                handle.request(Request::Ping(tx)).await?;
+                running.requests.send(Request::Ping(tx)).await?;
                 rx.await
                     .map_err(|_| "the supervisor has stopped".to_string())
             };
@@ -101,9 +101,9 @@ pub async fn live(telemetry: &Telemetry) -> Response {
 pub fn ready(telemetry: &Telemetry) -> Response {
     let jobs = telemetry
         .inner
-        .handle
+        .running
         .get()
-        .map(|h| h.board.all())
+        .map(|r| r.common.board.all())
         .unwrap_or_default();
     let readiness = readiness(&jobs);
     let status = if readiness.ready {
