@@ -454,7 +454,7 @@ impl Supervisor {
                                 .common
                                 .board
                                 .get(&job.name)
-                                .is_some_and(|s| s.state == State::Running.as_str()))
+                                .is_some_and(|s| s.state == State::Running))
                 }
                 _ => false,
             })
@@ -475,7 +475,7 @@ impl Supervisor {
             self.common
                 .board
                 .get(name)
-                .is_some_and(|s| s.state == State::Running.as_str())
+                .is_some_and(|s| s.state == State::Running)
         });
         if self.is_pid1 && !hook_running {
             // As PID 1 we own the namespace: nothing may outlive us.

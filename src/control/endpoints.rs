@@ -296,7 +296,10 @@ impl State {
         let Some(pid) = status.pid else {
             return http::error(
                 StatusCode::CONFLICT,
-                format!("job {job} has no running process (it is {})", status.state),
+                format!(
+                    "job {job} has no running process (it is {})",
+                    status.state.as_str()
+                ),
             );
         };
         let (tx, rx) = oneshot::channel();

@@ -8,6 +8,7 @@
 //! watches are listed even before (or without) such a report.
 
 use crate::config::model::{Config, WatchTarget};
+use crate::jobs::machine::Health;
 use crate::jobs::status::{JobStatus, LeaderStatus, StatusBoard, WatchInstance, now_ms};
 use crate::logging::human_duration;
 use serde::{Deserialize, Serialize};
@@ -55,9 +56,9 @@ impl From<JobStatus> for JobView {
     fn from(j: JobStatus) -> JobView {
         JobView {
             name: j.name,
-            state: j.state.to_string(),
+            state: j.state.as_str().to_string(),
             since_ms: j.since_ms,
-            health: Some(j.health.to_string()),
+            health: Some(j.health.as_str().to_string()),
             pid: j.pid,
             restarts: j.restarts,
             last_exit: j.last_exit,
@@ -145,8 +146,9 @@ fn in_config_order(jobs: Vec<JobStatus>, config: &Config) -> Vec<JobView> {
         .map(|j| {
             let index = position(&j.name);
             let checked = config.jobs.get(index).is_some_and(|c| c.health.is_some());
+            let shown = checked || j.health == Health::Maintenance;
             let mut view = JobView::from(j);
-            if !checked && view.health.as_deref() != Some("maintenance") {
+            if !shown {
                 view.health = None;
             }
             (index, view)

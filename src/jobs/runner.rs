@@ -402,9 +402,9 @@ impl Runner {
             self.state_since_ms = super::status::now_ms();
         }
         let mut status = JobStatus::new(&self.config.name, self.config.service.is_some());
-        status.state = self.machine.state().as_str();
+        status.state = self.machine.state();
         status.since_ms = self.state_since_ms;
-        status.health = self.machine.health().as_str();
+        status.health = self.machine.health();
         status.pid = self
             .process
             .as_ref()

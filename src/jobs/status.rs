@@ -17,10 +17,10 @@ use std::time::Duration;
 #[serde(rename_all = "camelCase")]
 pub struct JobStatus {
     pub name: String,
-    pub state: &'static str,
+    pub state: State,
     /// When `state` began, in milliseconds since the Unix epoch.
     pub since_ms: u64,
-    pub health: &'static str,
+    pub health: Health,
     pub pid: Option<i32>,
     pub restarts: u32,
     /// `exit code N` / `killed by SIGX`, for people.
@@ -59,9 +59,9 @@ impl JobStatus {
     pub fn new(name: &str, advertised: bool) -> JobStatus {
         JobStatus {
             name: name.to_string(),
-            state: State::Waiting.as_str(),
+            state: State::Waiting,
             since_ms: now_ms(),
-            health: Health::Unknown.as_str(),
+            health: Health::Unknown,
             pid: None,
             restarts: 0,
             last_exit: None,

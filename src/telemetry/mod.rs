@@ -238,7 +238,7 @@ impl Telemetry {
                 let ip_key = format!("CONTAINERPILOT_{}_IP", crate::environ::env_name(&job.name));
                 let health = running
                     .and_then(|r| r.common.board.get(&job.name))
-                    .map(|s| s.health);
+                    .map(|s| s.health.as_str());
                 Some(server::ServiceStatus {
                     name: job.name.clone(),
                     address: env.get(&ip_key).cloned().unwrap_or_default(),
