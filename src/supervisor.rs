@@ -27,7 +27,7 @@ use crate::events::{Bus, Event, EventCode};
 use crate::jobs::Common;
 use crate::jobs::machine::{Rules, State};
 use crate::jobs::registry::{NoDiscovery, ServiceRegistry};
-use crate::jobs::runner::{Command, Report, Runner, Shared};
+use crate::jobs::runner::{Command, Mailbox, Report, Runner, Shared};
 use crate::jobs::status::StatusBoard;
 use crate::process::{self, ExitStatus, Reaper};
 use nix::sys::signal::Signal;
@@ -135,7 +135,9 @@ pub struct Supervisor {
     common: Common,
     registry: Arc<dyn ServiceRegistry>,
     tasks: JoinSet<Report>,
-    commands: HashMap<String, mpsc::Sender<Command>>,
+    commands: HashMap<String, Mailbox>,
+    /// Set when shutdown begins (see [`Shared::shutdown`]).
+    shutting_down: watch::Sender<bool>,
     /// Jobs stopped by a reload whose new definition starts once they end.
     replacements: HashMap<String, JobConfig>,
     /// Jobs removed by a reload: their end is not an outcome.
@@ -176,6 +178,7 @@ impl Supervisor {
             registry: Arc::new(NoDiscovery),
             tasks: JoinSet::new(),
             commands: HashMap::new(),
+            shutting_down: watch::Sender::new(false),
             replacements: HashMap::new(),
             removed: HashSet::new(),
             outcome,
@@ -246,6 +249,7 @@ impl Supervisor {
             environ: self.common.environ.clone(),
             registry: self.registry.clone(),
             board: self.common.board.clone(),
+            shutdown: self.shutting_down.subscribe(),
         }
     }
 
@@ -253,7 +257,7 @@ impl Supervisor {
         let rules = Rules::new(job, all);
         let (runner, tx) = Runner::new(Arc::new(job.clone()), rules, self.shared());
         if send_startup {
-            let _ = tx.try_send(Command::Startup);
+            let _ = tx.send(Command::Startup);
         }
         self.commands.insert(job.name.clone(), tx);
         self.tasks.spawn(runner.run());
@@ -298,7 +302,7 @@ impl Supervisor {
                 },
                 sig = self.signals.next() => match sig {
                     sig if self.config.signals == SignalMode::Forward && sig != Signal::SIGTERM => {
-                        self.forward(sig).await
+                        self.forward(sig)
                     }
                     Signal::SIGTERM | Signal::SIGINT => {
                         if shutdown.is_none() {
@@ -316,7 +320,7 @@ impl Supervisor {
                     }
                     Signal::SIGHUP => self.common.bus.publish(Event::new(EventCode::SigHup, "SIGHUP")),
                     Signal::SIGUSR2 => self.common.bus.publish(Event::new(EventCode::SigUsr2, "SIGUSR2")),
-                    other => self.forward(other).await,
+                    other => self.forward(other),
                 },
                 Some(request) = self.requests.recv() => match request {
                     Request::Reload(config, reply) => {
@@ -327,7 +331,7 @@ impl Supervisor {
                     Request::Maintenance(on) => self.set_maintenance(on),
                     Request::SignalJob(name, sig, reply) => {
                         let result = match self.commands.get(&name) {
-                            Some(tx) => tx.send(Command::Signal(sig)).await.map_err(|_| format!("job {name} has stopped")),
+                            Some(tx) => tx.send(Command::Signal(sig)).map_err(|_| format!("job {name} has stopped")),
                             None => Err(format!("no running job named {name}")),
                         };
                         let _ = reply.send(result);
@@ -351,7 +355,7 @@ impl Supervisor {
                         log::warn!("stop timeout of {} reached: killing what is left", crate::logging::human_duration(self.config.stop_timeout));
                         let hooks = self.post_stop_hooks_that_can_run();
                         if hooks.is_empty() {
-                            self.kill_everything().await;
+                            self.kill_everything();
                             overtime = Overtime::Killed(Instant::now());
                         } else {
                             log::info!(
@@ -359,13 +363,13 @@ impl Supervisor {
                                 hooks.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", "),
                                 crate::logging::human_duration(POST_STOP_GRACE)
                             );
-                            self.kill_all_but(&hooks).await;
+                            self.kill_all_but(&hooks);
                             overtime = Overtime::HooksGrace(Instant::now() + POST_STOP_GRACE);
                         }
                     }
                     Overtime::HooksGrace(_) => {
                         log::warn!("post-stop hooks still running {} after the stop timeout: killing them", crate::logging::human_duration(POST_STOP_GRACE));
-                        self.kill_everything().await;
+                        self.kill_everything();
                         overtime = Overtime::Killed(Instant::now());
                     }
                 },
@@ -465,10 +469,10 @@ impl Supervisor {
     /// SIGKILL for every job but `spared`. As PID 1, every other process of
     /// the namespace too (orphans included), unless a spared hook is running:
     /// it would die with them.
-    async fn kill_all_but(&self, spared: &HashSet<String>) {
+    fn kill_all_but(&self, spared: &HashSet<String>) {
         for (name, tx) in &self.commands {
             if !spared.contains(name) {
-                let _ = tx.send(Command::ForceKill).await;
+                let _ = tx.send(Command::ForceKill);
             }
         }
         let hook_running = spared.iter().any(|name| {
@@ -483,21 +487,23 @@ impl Supervisor {
         }
     }
 
-    async fn kill_everything(&self) {
-        self.kill_all_but(&HashSet::new()).await;
+    fn kill_everything(&self) {
+        self.kill_all_but(&HashSet::new());
     }
 
     fn begin_shutdown(&self, cause: ShutdownCause) -> (ShutdownCause, Instant) {
+        // The flag first: a runner that lagged on the bus checks it.
+        self.shutting_down.send_replace(true);
         self.common.bus.publish(Event::global(EventCode::Shutdown));
         (cause, Instant::now())
     }
 
-    async fn forward(&self, sig: Signal) {
+    fn forward(&self, sig: Signal) {
         log::debug!("forwarding {sig}");
         let main = self.outcome.main_job.as_deref();
         for (name, tx) in &self.commands {
             if main.is_none_or(|m| m == name) {
-                let _ = tx.send(Command::Signal(sig)).await;
+                let _ = tx.send(Command::Signal(sig));
             }
         }
     }
@@ -532,7 +538,7 @@ impl Supervisor {
         let new_names: HashSet<&str> = new.jobs.iter().map(|j| j.name.as_str()).collect();
         for (name, _) in old.iter().filter(|(n, _)| !new_names.contains(n.as_str())) {
             if let Some(tx) = self.commands.get(name) {
-                let _ = tx.try_send(Command::Stop);
+                let _ = tx.send(Command::Stop);
                 self.removed.insert(name.clone());
             }
             summary.removed.push(name.clone());
@@ -546,7 +552,7 @@ impl Supervisor {
                     summary.restarted.push(job.name.clone());
                     match self.commands.get(&job.name) {
                         Some(tx) => {
-                            let _ = tx.try_send(Command::Stop);
+                            let _ = tx.send(Command::Stop);
                             self.replacements.insert(job.name.clone(), job.clone());
                         }
                         None => self.start_job(job, &new.jobs, true),
