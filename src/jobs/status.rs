@@ -38,7 +38,7 @@ pub struct JobStatus {
 }
 
 /// A job's part in a leader election, kept by its election task
-/// (`crate::coordination::leader`), apart from what the runner writes.
+/// (in coordination), apart from what the runner writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaderStatus {
