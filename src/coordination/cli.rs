@@ -21,9 +21,9 @@
 //! Exit codes: [`EXIT_OK`], [`EXIT_NO`], [`EXIT_USAGE`], [`EXIT_CONSUL`].
 
 use super::kv::{self, CreateError, SessionSpec};
-use super::service::{LiveService, ServiceEdit};
 use crate::config::model::ConsulConfig;
 use crate::discovery::client::{CallError, ConsulClient};
+use crate::discovery::edit::{LiveService, ServiceEdit};
 use crate::discovery::{address, registry};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};

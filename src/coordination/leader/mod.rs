@@ -125,7 +125,7 @@ impl Leaders {
                     .ctx
                     .board
                     .get(job)
-                    .is_some_and(|s| s.state != State::Stopped.as_str());
+                    .is_some_and(|s| s.state != State::Stopped);
             let (tx, rx) = mpsc::channel(1);
             let election =
                 Election::new(job, config.clone(), self.ctx.clone(), view, rx, restarting);

@@ -30,11 +30,13 @@ pub use definition::{ServiceDef, hostname};
 
 use super::client::ConsulClient;
 use super::interfaces::{self, Choice, IfaceAddr};
-use super::{BoxFuture, ServiceRegistry};
 use crate::config::model::JobConfig;
-use crate::coordination::service::{EditError, EditFuture, LiveService, Overrides, ServiceEdit};
+use crate::discovery::edit::{
+    EditError, EditFuture, LiveService, Overrides, ServiceEdit, ServiceEditor,
+};
 use crate::environ::{Environ, env_name};
 use crate::jobs::machine::ServiceAction;
+use crate::jobs::registry::{BoxFuture, ServiceRegistry};
 use crate::jobs::status::StatusBoard;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -244,7 +246,9 @@ impl ServiceRegistry for ConsulRegistry {
             log::error!("reload: {e}; those jobs keep their previous Consul registration");
         }
     }
+}
 
+impl ServiceEditor for ConsulRegistry {
     /// Applies a live tag/meta change: the service is registered again at
     /// once (same ID, same check status), the job's process is not touched.
     fn edit_service(&self, job: &str, edit: ServiceEdit) -> EditFuture {
