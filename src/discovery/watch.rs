@@ -696,13 +696,14 @@ mod tests {
             interval: Duration::from_millis(10),
             line: 1,
         };
+        let files = tempfile::tempdir().unwrap();
         let watch = Watch::new(
             config,
             client.clone(),
             bus.clone(),
             Environ::new(Default::default()),
             StatusBoard::default(),
-            Arc::new(RuntimeDir::create().unwrap()),
+            Arc::new(RuntimeDir::at(files.path().to_path_buf())),
         );
         let task = tokio::spawn(watch.run());
         // Far below the 60 s a held query would take.
