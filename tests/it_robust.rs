@@ -178,13 +178,11 @@ fn register(consul: &Consul, id: &str, name: &str, port: u16) {
     );
 }
 
-#[test]
-fn watches_see_a_restarted_agent_within_their_interval_not_after_the_blocking_wait() {
-    let mut consul = Consul::start();
-    // Raise the indexes the watches will carry well above what a fresh
-    // agent starts with.
+/// Raises the indexes watches will carry well above what a fresh agent
+/// starts with, so a restarted agent would hold their old index.
+fn raise_indexes(consul: &Consul) {
     for i in 0..30 {
-        register(&consul, "churn", "upstream", 9000 + i);
+        register(consul, "churn", "upstream", 9000 + i);
         let gone = json!({"Node": "external", "ServiceID": "churn"});
         assert_eq!(
             consul.http_put("/v1/catalog/deregister", &gone.to_string()),
@@ -192,6 +190,56 @@ fn watches_see_a_restarted_agent_within_their_interval_not_after_the_blocking_wa
         );
         assert_eq!(consul.http_put("/v1/kv/app/flag", &format!("v{i}")), 200);
     }
+}
+
+#[test]
+fn a_change_made_after_an_agent_restart_on_the_same_ports_is_seen_long_before_the_blocking_wait_ends()
+ {
+    let mut consul = Consul::start();
+    raise_indexes(&consul);
+    register(&consul, "db-1", "db", 5001);
+    let dir = TestDir::new();
+    let d = dir.path().to_str().unwrap();
+    let cfg = dir.json_config(&json!({
+        "consul": consul.addr(),
+        "watches": [{"name": "db", "interval": "1s"}],
+        "jobs": [
+            {"name": "keeper", "exec": ["sleep", "1000"]},
+            {
+                "name": "on-db",
+                "exec": ["sh", "-c", format!("echo \"$CONTAINERPILOT_WATCH_DB_INSTANCES\" >> {d}/db")],
+                "when": {"source": "watch.db", "each": "changed"},
+            },
+        ],
+    }));
+    let _ap = start_ready(&cfg);
+    let last = || file_lines(&dir.join("db")).last().cloned();
+    wait_until("the watch's first state", DEADLINE, || {
+        (last()? == "127.0.0.1:5001").then_some(())
+    });
+
+    // Stopped and started on the same ports: the new agent's indexes are
+    // far below the one the watch carried.
+    consul.restart();
+    register(&consul, "db-2", "db", 5002);
+    let changed = Instant::now();
+    // The old blocking query would have been held for its 60 s wait.
+    // Generous deadline; the goal is the watch's `interval`.
+    wait_until(
+        "the watch to see the instance registered after the restart",
+        Duration::from_secs(20),
+        || (last()? == "127.0.0.1:5002").then_some(()),
+    );
+    eprintln!(
+        "the watch saw the change {:?} after it was made",
+        changed.elapsed()
+    );
+}
+
+#[test]
+fn watches_see_a_restarted_agent_within_their_interval_not_after_the_blocking_wait() {
+    let mut consul = Consul::start();
+    raise_indexes(&consul);
     assert_eq!(consul.http_put("/v1/kv/app/flag", "on"), 200);
     register(&consul, "upstream-1", "upstream", 5432);
 

@@ -3,7 +3,10 @@
 //!
 //! It also notices when the agent goes away and comes back (see
 //! [`ConsulClient::agent_returns`]): registrations are re-sent then, because
-//! an agent that restarted may have lost them.
+//! an agent that restarted may have lost them. And it notices when the
+//! cluster behind the agent regains a leader ([`ConsulClient::agent_changes`]):
+//! blocking queries held across such a change may wait on an index the
+//! cluster no longer knows, so watches start theirs again.
 
 use super::address::{ConsulError, Endpoint, Scheme, Sourced};
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -67,6 +70,28 @@ impl Reply {
                 status: self.status,
                 body: String::from_utf8_lossy(&self.body).into_owned(),
             })
+        }
+    }
+}
+
+/// How fresh a read is, from the headers Consul sets on reads: whether the
+/// answering server knew a leader (`X-Consul-KnownLeader`) and how long
+/// since it last heard from it (`X-Consul-LastContact`, 0 on the leader).
+/// A stale read (`?stale`) is only as good as these say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Freshness {
+    pub known_leader: Option<bool>,
+    pub last_contact: Option<Duration>,
+}
+
+impl Freshness {
+    fn from_headers(headers: &HeaderMap) -> Freshness {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Freshness {
+            known_leader: text("X-Consul-KnownLeader").and_then(|v| v.trim().parse().ok()),
+            last_contact: text("X-Consul-LastContact")
+                .and_then(|v| v.trim().parse().ok())
+                .map(Duration::from_millis),
         }
     }
 }
@@ -162,6 +187,15 @@ impl ConsulClient {
         self.inner.reach.returns.subscribe()
     }
 
+    /// A receiver that changes each time the agent answers again after
+    /// being unreachable, and each time an answer says the cluster has a
+    /// leader again after one said it had none (a new leader, perhaps a
+    /// restored cluster): any blocking query open then may be waiting on a
+    /// stale index.
+    pub fn agent_changes(&self) -> watch::Receiver<u64> {
+        self.inner.reach.changes.subscribe()
+    }
+
     /// `PUT path` with an optional JSON body; any status but 2xx is an error.
     pub async fn put(
         &self,
@@ -186,6 +220,18 @@ impl ConsulClient {
         query: &[(&str, String)],
         blocking: Option<Blocking>,
     ) -> Result<Reply, CallError> {
+        self.read(path, query, blocking)
+            .await
+            .map(|(reply, _)| reply)
+    }
+
+    /// [`ConsulClient::get`], with how fresh the answer is (for stale reads).
+    pub async fn read(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        blocking: Option<Blocking>,
+    ) -> Result<(Reply, Freshness), CallError> {
         let mut params: Vec<(&str, String)> = query.to_vec();
         let timeout = match blocking {
             Some(b) => {
@@ -201,7 +247,7 @@ impl ConsulClient {
             .get(self.url(path))
             .query(&params)
             .timeout(timeout);
-        self.send(req, "GET", path).await
+        self.send_read(req, "GET", path).await
     }
 
     /// Any call with raw body bytes (KV values are not JSON), for the
@@ -238,6 +284,17 @@ impl ConsulClient {
         method: &str,
         path: &str,
     ) -> Result<Reply, CallError> {
+        self.send_read(req, method, path)
+            .await
+            .map(|(reply, _)| reply)
+    }
+
+    async fn send_read(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+    ) -> Result<(Reply, Freshness), CallError> {
         let outcome = async {
             let resp = req.send().await?;
             let status = resp.status().as_u16();
@@ -246,19 +303,24 @@ impl ConsulClient {
                 .get("X-Consul-Index")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse().ok());
+            let fresh = Freshness::from_headers(resp.headers());
             let body = resp.bytes().await?.to_vec();
-            Ok::<_, reqwest::Error>(Reply {
+            let reply = Reply {
                 status,
                 index,
                 body,
-            })
+            };
+            Ok::<_, reqwest::Error>((reply, fresh))
         }
         .await;
         match outcome {
-            Ok(reply) => {
+            Ok((reply, fresh)) => {
                 log::debug!("consul: {method} {path} -> {}", reply.status);
                 self.inner.reach.answered(&self.inner.display);
-                Ok(reply)
+                self.inner
+                    .reach
+                    .leader(&self.inner.display, fresh.known_leader);
+                Ok((reply, fresh))
             }
             Err(e) => {
                 let why = describe(e);
@@ -271,10 +333,14 @@ impl ConsulClient {
 }
 
 /// Tracks whether the agent answers, to log an outage once (not once per
-/// retry) and to tell the registry when the agent is back.
+/// retry) and to tell the registry when the agent is back; and whether the
+/// cluster behind it knows a leader, to tell watches when it has one again.
 struct Reachability {
     down: AtomicBool,
     returns: watch::Sender<u64>,
+    /// An answer said the cluster has no leader (only stale reads get one).
+    leaderless: AtomicBool,
+    changes: watch::Sender<u64>,
 }
 
 impl Reachability {
@@ -282,6 +348,24 @@ impl Reachability {
         Reachability {
             down: AtomicBool::new(false),
             returns: watch::Sender::new(0),
+            leaderless: AtomicBool::new(false),
+            changes: watch::Sender::new(0),
+        }
+    }
+
+    /// Notes what an answer's `X-Consul-KnownLeader` said.
+    fn leader(&self, display: &str, known: Option<bool>) {
+        match known {
+            Some(false) if !self.leaderless.swap(true, Ordering::Relaxed) => {
+                log::warn!(
+                    "consul at {display} answers without a known cluster leader: its data may be stale"
+                );
+            }
+            Some(true) if self.leaderless.swap(false, Ordering::Relaxed) => {
+                log::info!("consul at {display} knows a cluster leader again");
+                self.changes.send_modify(|n| *n += 1);
+            }
+            _ => {}
         }
     }
 
@@ -297,6 +381,7 @@ impl Reachability {
         if self.down.swap(false, Ordering::Relaxed) {
             log::info!("consul at {display} answers again");
             self.returns.send_modify(|n| *n += 1);
+            self.changes.send_modify(|n| *n += 1);
         }
     }
 }
@@ -533,6 +618,42 @@ mod tests {
             ..ConsulConfig::default()
         };
         super::super::address::resolve(&config, &|_| None).unwrap()
+    }
+
+    #[test]
+    fn freshness_is_read_from_the_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(Freshness::from_headers(&headers), Freshness::default());
+        headers.insert("X-Consul-KnownLeader", HeaderValue::from_static("false"));
+        headers.insert("X-Consul-LastContact", HeaderValue::from_static("1500"));
+        assert_eq!(
+            Freshness::from_headers(&headers),
+            Freshness {
+                known_leader: Some(false),
+                last_contact: Some(Duration::from_millis(1500)),
+            }
+        );
+        headers.insert("X-Consul-KnownLeader", HeaderValue::from_static("junk"));
+        assert_eq!(Freshness::from_headers(&headers).known_leader, None);
+    }
+
+    #[test]
+    fn a_leader_regained_or_an_agent_back_is_an_agent_change() {
+        let reach = Reachability::new();
+        let changes = reach.changes.subscribe();
+        reach.leader("x", Some(true));
+        reach.leader("x", None);
+        assert_eq!(*changes.borrow(), 0, "a leader all along is no change");
+        reach.leader("x", Some(false));
+        reach.leader("x", Some(false));
+        assert_eq!(*changes.borrow(), 0);
+        reach.leader("x", Some(true));
+        assert_eq!(*changes.borrow(), 1, "the leader is back");
+        reach.unreachable("x", "refused");
+        reach.answered("x");
+        assert_eq!(*changes.borrow(), 2, "the agent is back");
+        reach.answered("x");
+        assert_eq!(*changes.borrow(), 2);
     }
 
     #[test]

@@ -341,6 +341,13 @@ impl RuntimeDir {
         ))
     }
 
+    /// A directory of the test's own: `create` names it by pid, which tests
+    /// running in one process would share (and remove under each other).
+    #[cfg(test)]
+    pub fn at(path: PathBuf) -> RuntimeDir {
+        RuntimeDir { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

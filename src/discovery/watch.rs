@@ -18,17 +18,30 @@
 //! query is retried with backoff, no longer apart than the watch's
 //! `interval` (clamped to [`RETRY_CAP_MIN`, `RETRY_MAX`]).
 //!
+//! Queries are stale reads (`?stale`): any server answers from its own copy,
+//! as Consul's performance guide advises for read-heavy loads, instead of
+//! every follower forwarding every watch to the leader. A follower is
+//! normally within milliseconds of the leader; an answer from a server that
+//! knows no leader, or last heard from it more than [`MAX_STALENESS`] ago,
+//! is not used: the watch asks the leader at once instead (and keeps its
+//! last known state if there is none).
+//!
 //! An agent that restarted (a dev agent, or a cluster restored from a
 //! snapshot) knows a lower index than the one we last saw, and would hold a
 //! query carrying the old index for the whole [`WAIT`] while reporting
 //! nothing. So, as Consul's blocking-query guide says, the index goes back
-//! to 0 (an immediate answer) when an answer's index went backwards and
-//! after any failed query (the agent may have restarted meanwhile). A retry
-//! waiting out its backoff also starts at once when another caller sees the
-//! agent answer again.
+//! to 0 (an immediate answer) when an answer's index went backwards, after
+//! any failed query, after an early answer without a change (what a
+//! stopping agent sends for every query it holds) and after any pause
+//! between two queries (an agent that restarts then is not seen at all: the
+//! idle connection is quietly replaced by one to the new agent). And when
+//! any caller sees the agent answer again after an outage, or the cluster
+//! knows a leader again after it had none
+//! ([`ConsulClient::agent_changes`]), the watch drops its open query (or
+//! its retry's wait) and asks again from index 0 at once.
 
 use super::backoff::Backoff;
-use super::client::{Blocking, ConsulClient, Reply, key_path, next_index, segment};
+use super::client::{Blocking, ConsulClient, Freshness, Reply, key_path, next_index, segment};
 use super::payload::{self, Instance, KvEntry, RuntimeDir};
 use crate::config::duration;
 use crate::config::model::{WatchConfig, WatchTarget};
@@ -51,12 +64,33 @@ const RETRY_MAX: Duration = Duration::from_secs(3);
 /// The retry delay is capped by the watch's `interval`, but never below
 /// this: a watch polling a dead agent ten times a second helps nobody.
 const RETRY_CAP_MIN: Duration = Duration::from_millis(500);
-/// Bounds on the spacing between two queries' starts (the watch's
+/// Bounds on the spacing between two blocking queries' starts (the watch's
 /// `interval`, clamped): a rate limit for a flapping service, as Consul's
 /// blocking-query guide asks. Folding is harmless: nothing can be published
 /// before `interval` has passed anyway.
 const MIN_QUERY_SPACING: Duration = Duration::from_millis(10);
 const MAX_QUERY_SPACING: Duration = Duration::from_secs(1);
+/// A stale answer from a server that last heard from the leader longer ago
+/// than this is not used. Consul's consistency guide puts a healthy
+/// follower within about 50 ms of the leader; seconds mean the server is
+/// cut off or overloaded, and raft elects a new leader within a few.
+const MAX_STALENESS: Duration = Duration::from_secs(5);
+
+/// Which servers may answer a watch's query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consistency {
+    /// Any server, from its own copy (`?stale`).
+    Stale,
+    /// The leader (Consul's default mode), after a stale answer that
+    /// could not be trusted.
+    Leader,
+}
+
+/// Whether a stale answer may be used: its server knew a leader and heard
+/// from it recently.
+fn trusted(fresh: &Freshness) -> bool {
+    fresh.known_leader != Some(false) && fresh.last_contact.is_none_or(|c| c <= MAX_STALENESS)
+}
 
 /// What a watch saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +135,8 @@ impl Snapshot {
     }
 }
 
-type Query = Pin<Box<dyn Future<Output = Result<(Snapshot, Option<u64>), String>> + Send>>;
+type Query =
+    Pin<Box<dyn Future<Output = Result<(Snapshot, Option<u64>, Freshness), String>> + Send>>;
 
 /// Everything a watch task needs.
 pub struct Watch {
@@ -156,12 +191,16 @@ impl Watch {
         let mut published: Option<Snapshot> = None;
         let mut next_publish = Instant::now();
         let mut failing = false;
+        let mut distrusted = false;
+        let mut mode = Consistency::Stale;
+        let mut changes = self.client.agent_changes();
+        changes.borrow_and_update();
         let spacing = self
             .config
             .interval
             .clamp(MIN_QUERY_SPACING, MAX_QUERY_SPACING);
         let mut started = Instant::now();
-        let mut query = self.query(Blocking { index, wait: WAIT }, Duration::ZERO);
+        let mut query = self.query(Blocking { index, wait: WAIT }, mode, Duration::ZERO);
         log::debug!(
             "{}: watching {} in Consul",
             self.source,
@@ -174,25 +213,53 @@ impl Watch {
                 _ => false,
             };
             tokio::select! {
+                // An answer first: one that arrives with an agent change
+                // already reflects it.
+                biased;
                 result = &mut query => {
+                    changes.borrow_and_update();
                     let sent = index;
+                    let asked = mode;
+                    mode = Consistency::Stale;
                     let delay = match result {
-                        Ok((snapshot, got)) => {
+                        Ok((_, _, fresh)) if asked == Consistency::Stale && !trusted(&fresh) => {
+                            if !distrusted {
+                                distrusted = true;
+                                log::warn!("{}: a Consul server answered from a copy that may be stale ({fresh:?}); asking the leader", self.source);
+                            }
+                            index = 0;
+                            mode = Consistency::Leader;
+                            Duration::ZERO
+                        }
+                        Ok((snapshot, got, _)) => {
                             if failing {
                                 failing = false;
                                 log::info!("{}: Consul answers again", self.source);
+                            }
+                            if distrusted && asked == Consistency::Stale {
+                                distrusted = false;
+                                log::info!("{}: Consul servers answer from fresh copies again", self.source);
                             }
                             index = next_index(sent, got);
                             let elapsed = started.elapsed();
                             latest = Some(snapshot);
                             // An answer without a change long before `wait` ran out
-                            // is not how blocking queries behave: slow down.
+                            // is not how blocking queries behave: slow down. It is
+                            // how an agent that is stopping answers every query it
+                            // holds; the agent that replaces it knows lower indexes
+                            // and would hold ours for the whole wait: start over.
                             if got.is_none() || (sent != 0 && got == Some(sent) && elapsed < WAIT / 2) {
-                                log::debug!("{}: early answer without a change (index {got:?})", self.source);
+                                log::debug!("{}: early answer without a change (index {got:?}); asking again from the start", self.source);
+                                index = 0;
                                 backoff.next_delay()
                             } else {
                                 backoff.reset();
-                                spacing.saturating_sub(elapsed)
+                                match sent {
+                                    // A read from index 0 is followed at once by
+                                    // the blocking query it gave the index for.
+                                    0 => Duration::ZERO,
+                                    _ => spacing.saturating_sub(elapsed),
+                                }
                             }
                         }
                         Err(e) => {
@@ -205,8 +272,23 @@ impl Watch {
                             backoff.next_delay()
                         }
                     };
+                    if !delay.is_zero() {
+                        // During a pause the agent may restart unseen (its idle
+                        // connection is just replaced), and the new one would hold
+                        // our index for the whole wait: after a pause, read from
+                        // index 0 (an immediate answer), then block.
+                        index = 0;
+                    }
                     started = Instant::now() + delay;
-                    query = self.query(Blocking { index, wait: WAIT }, delay);
+                    query = self.query(Blocking { index, wait: WAIT }, mode, delay);
+                }
+                Ok(()) = changes.changed() => {
+                    // The open query may wait on an index the agent no longer
+                    // knows, and a retry need not wait out its backoff.
+                    log::debug!("{}: the agent or its cluster changed; asking again from the start", self.source);
+                    index = 0;
+                    started = Instant::now();
+                    query = self.query(Blocking { index, wait: WAIT }, mode, Duration::ZERO);
                 }
                 _ = tokio::time::sleep_until(next_publish), if pending => {
                     let Some(now) = latest.clone() else { continue };
@@ -235,26 +317,24 @@ impl Watch {
         }
     }
 
-    /// One blocking query, started after `delay`, or as soon as the agent
-    /// is seen answering again after an outage.
-    fn query(&self, blocking: Blocking, delay: Duration) -> Query {
+    /// One blocking query, started after `delay`.
+    fn query(&self, blocking: Blocking, mode: Consistency, delay: Duration) -> Query {
         let client = self.client.clone();
         let target = self.config.target.clone();
-        let mut agent_returns = self.client.agent_returns();
         Box::pin(async move {
             if !delay.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    Ok(()) = agent_returns.changed() => {}
-                }
+                tokio::time::sleep(delay).await;
             }
-            let (path, params) = request(&target);
-            let reply = client
-                .get(&path, &params, Some(blocking))
+            let (path, mut params) = request(&target);
+            if mode == Consistency::Stale {
+                params.push(("stale", String::new()));
+            }
+            let (reply, fresh) = client
+                .read(&path, &params, Some(blocking))
                 .await
                 .map_err(|e| e.to_string())?;
             let snapshot = parse(&target, &reply)?;
-            Ok((snapshot, reply.index))
+            Ok((snapshot, reply.index, fresh))
         })
     }
 
@@ -504,6 +584,165 @@ mod tests {
             parse(&service, &reply(500, "No cluster leader"))
                 .unwrap_err()
                 .contains("No cluster leader")
+        );
+    }
+
+    #[test]
+    fn stale_answers_are_trusted_only_from_servers_in_touch_with_a_leader() {
+        let fresh = |known_leader, last_contact: Option<u64>| Freshness {
+            known_leader,
+            last_contact: last_contact.map(Duration::from_millis),
+        };
+        assert!(trusted(&fresh(None, None)), "a local answer has no headers");
+        assert!(trusted(&fresh(Some(true), Some(0))), "the leader");
+        assert!(trusted(&fresh(Some(true), Some(40))), "a follower");
+        assert!(trusted(&fresh(Some(true), Some(5000))));
+        assert!(
+            !trusted(&fresh(Some(true), Some(5001))),
+            "a lagging follower"
+        );
+        assert!(!trusted(&fresh(Some(false), Some(10))), "no leader");
+    }
+
+    /// A fake agent that knows a leader or not as told, answers a watch's
+    /// query from index 0 at once (X-Consul-Index 100) and holds any other
+    /// for ever, as a restarted cluster that only knows lower indexes would
+    /// hold it for the whole wait. Returns its address and the request
+    /// lines it saw.
+    async fn fake_agent(
+        port: Arc<std::sync::Mutex<u16>>,
+    ) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let (log, port) = (log.clone(), port.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match conn.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end + 4);
+                        let line = head.lines().next().unwrap_or("").to_string();
+                        log.lock().unwrap().push(line.clone());
+                        let (headers, body) = if line.contains("/v1/status/leaderless") {
+                            ("X-Consul-KnownLeader: false\r\n".to_string(), String::new())
+                        } else if line.contains("/v1/status/leader-back") {
+                            ("X-Consul-KnownLeader: true\r\n".to_string(), String::new())
+                        } else if line.contains("index=0&") {
+                            let port = *port.lock().unwrap();
+                            let body = format!(
+                                r#"[{{"Node":{{"Node":"n1","Address":"127.0.0.1"}},"Service":{{"ID":"db-{port}","Port":{port}}}}}]"#
+                            );
+                            let headers = "X-Consul-Index: 100\r\nX-Consul-KnownLeader: true\r\nX-Consul-LastContact: 0\r\n";
+                            (headers.to_string(), body)
+                        } else {
+                            std::future::pending::<()>().await;
+                            unreachable!()
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    async fn next_changed(events: &mut tokio::sync::broadcast::Receiver<Event>) {
+        loop {
+            let event = events.recv().await.unwrap();
+            if event.code == EventCode::Changed {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_leader_regained_makes_a_held_query_start_again_from_index_0() {
+        let port = Arc::new(std::sync::Mutex::new(5001));
+        let (addr, seen) = fake_agent(port.clone()).await;
+        let consul = crate::config::model::ConsulConfig {
+            address: addr,
+            ..Default::default()
+        };
+        let endpoint = super::super::address::resolve(&consul, &|_| None).unwrap();
+        let client = ConsulClient::new(&endpoint).unwrap();
+        let bus = Bus::new();
+        let mut events = bus.subscribe();
+        let config = WatchConfig {
+            name: "db".into(),
+            target: WatchTarget::Service {
+                service: "db".into(),
+                tag: None,
+                dc: None,
+            },
+            interval: Duration::from_millis(10),
+            line: 1,
+        };
+        let files = tempfile::tempdir().unwrap();
+        let watch = Watch::new(
+            config,
+            client.clone(),
+            bus.clone(),
+            Environ::new(Default::default()),
+            StatusBoard::default(),
+            Arc::new(RuntimeDir::at(files.path().to_path_buf())),
+        );
+        let task = tokio::spawn(watch.run());
+        // Far below the 60 s a held query would take.
+        let deadline = Duration::from_secs(10);
+        tokio::time::timeout(deadline, next_changed(&mut events))
+            .await
+            .expect("the first state");
+        // The query now held carries index 100; the data changes, but the
+        // agent will never answer it.
+        let held = |seen: &std::sync::Mutex<Vec<String>>| {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("index=100&"))
+        };
+        while !held(&seen) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        *port.lock().unwrap() = 5002;
+        // Another call sees the cluster lose its leader and get one again.
+        client
+            .get("/v1/status/leaderless", &[], None)
+            .await
+            .unwrap();
+        client
+            .get("/v1/status/leader-back", &[], None)
+            .await
+            .unwrap();
+        tokio::time::timeout(deadline, next_changed(&mut events))
+            .await
+            .expect("the change, read again from index 0");
+        task.abort();
+        let seen = seen.lock().unwrap();
+        let queries: Vec<&String> = seen.iter().filter(|l| l.contains("/v1/health/")).collect();
+        assert!(queries.iter().all(|l| l.contains("stale")), "{queries:?}");
+        assert_eq!(
+            queries.iter().filter(|l| l.contains("index=0&")).count(),
+            2,
+            "{queries:?}"
         );
     }
 
