@@ -14,6 +14,7 @@
 //! - [`coordination`]: leader election, KV and lock commands, live service tags;
 //! - [`control`]: the control socket (HTTP over a unix socket) and its subcommands;
 //! - [`telemetry`]: Prometheus metrics and the telemetry endpoint;
+//! - [`http`]: the HTTP/1.1 server plumbing shared by control and telemetry;
 //! - [`logging`]: log formats, written off the runtime thread from a bounded queue.
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod coordination;
 pub mod discovery;
 pub mod environ;
 pub mod events;
+pub mod http;
 pub mod jobs;
 pub mod journal;
 pub mod logging;

@@ -15,7 +15,7 @@
 //! where it stopped.
 
 use super::client;
-use super::http::{self, Response};
+use crate::http::{self, Response};
 use crate::journal::{Journal, Record};
 use hyper::StatusCode;
 use serde_json::json;

@@ -4,7 +4,6 @@
 //!
 //! - [`socket`]: claiming the socket path (owner-only; stale replaced, live
 //!   refused);
-//! - [`http`]: the HTTP plumbing shared with telemetry;
 //! - `endpoints`: the routes; `reload`: re-reading the config file;
 //!   `service`: a running job's live tags and meta;
 //! - [`status`]: the status view and its table;
@@ -20,13 +19,13 @@ pub mod client;
 pub mod commands;
 mod endpoints;
 pub mod events;
-pub mod http;
 mod reload;
 mod service;
 pub mod socket;
 pub mod status;
 
 use crate::config::model::{Config, ControlConfig};
+use crate::http;
 use crate::supervisor::{Extension, Handle};
 use crate::telemetry::Telemetry;
 use std::collections::HashMap;
