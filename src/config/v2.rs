@@ -42,6 +42,7 @@ use super::decode::when::MIN_TASK_DURATION;
 use super::decode::{consul, logging, restarts, service, telemetry, values};
 use super::error::Reporter;
 use super::hooks::{self, Hook, JobHooks};
+use super::metric_name::{full_name, is_valid_name};
 use super::model::{
     Config, ControlConfig, EventPattern, Exec, HealthCheck, HealthConfig, JobConfig, LoggingConfig,
     MetricConfig, MetricType, Repeat, Restarts, SignalMode, TelemetryConfig, WatchConfig,
@@ -49,7 +50,6 @@ use super::model::{
 };
 use super::source::{Span, Spanned, Value};
 use crate::events::EventCode;
-use crate::telemetry::metrics::{full_name, is_valid_name};
 
 /// ContainerPilot 2's default `stopTimeout`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
