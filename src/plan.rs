@@ -769,6 +769,22 @@ fn cycles(config: &Config, out: &mut Vec<PlanWarning>) {
     }
 }
 
+/// The plan without what a migration changes: line numbers, and the two
+/// rows that say a config is ContainerPilot 2. Tests compare a config's plan
+/// with its migration's through this.
+#[cfg(test)]
+pub(crate) fn comparable_plan(c: &Config) -> String {
+    let plan = plan(c).to_string();
+    let line = regex::Regex::new(r"\((line \d+|the app on the command line|not in the file)\)")
+        .expect("regex");
+    let warning = regex::Regex::new(r"^(warning|info): line \d+:").expect("regex");
+    plan.lines()
+        .filter(|l| !l.starts_with("  format ") && !l.starts_with("  signals "))
+        .map(|l| warning.replace(&line.replace(l, "(…)"), "$1:").into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -982,6 +998,29 @@ mod tests {
         );
         assert!(p.warnings[0].message.contains("no `consul` section"), "{p}");
         has_line(&p, "  consul    none: no service registration, no watches");
+    }
+
+    #[test]
+    fn the_plan_labels_hook_jobs_and_exit_on_failure() {
+        let p = plan_of(
+            r#"{jobs: [
+                {name: "app", exec: "/bin/app", hooks: {preStart: "/bin/prep", preStop: "/bin/drain"}},
+                {name: "setup", exec: "/bin/setup", exitOnFailure: true},
+              ]}"#,
+        );
+        let plan = p.to_string();
+        for line in [
+            "job app.preStart (line 2)",
+            "  hook      preStart of `app`: `app` starts once it succeeds; \
+             if it fails, autopilot exits with its exit code",
+            "  hook      preStop of `app`: `app` waits for it before its SIGTERM",
+            "  hooks     `app.preStop` runs once `app` emits stopping",
+            "  failure   if it fails, autopilot shuts down and exits with its exit code",
+        ] {
+            assert!(plan.lines().any(|l| l == line), "missing {line:?}:\n{plan}");
+        }
+        // The preStart's own failure rule is in its `hook` line, not repeated.
+        assert_eq!(plan.matches("  failure ").count(), 1, "{plan}");
     }
 
     #[test]

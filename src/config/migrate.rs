@@ -668,26 +668,11 @@ fn write_value(out: &mut String, v: &J, indent: usize) {
     }
 }
 
-/// The plan without what a migration changes: line numbers, and the two
-/// rows that say a config is ContainerPilot 2. Tests compare a config's plan
-/// with its migration's through this.
-#[cfg(test)]
-pub(crate) fn comparable_plan(c: &Config) -> String {
-    let plan = crate::plan::plan(c).to_string();
-    let line = regex::Regex::new(r"\((line \d+|the app on the command line|not in the file)\)")
-        .expect("regex");
-    let warning = regex::Regex::new(r"^(warning|info): line \d+:").expect("regex");
-    plan.lines()
-        .filter(|l| !l.starts_with("  format ") && !l.starts_with("  signals "))
-        .map(|l| warning.replace(&line.replace(l, "(…)"), "$1:").into_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{LoadOptions, load_str, load_str_with};
+    use crate::plan::comparable_plan;
     use std::collections::HashMap;
 
     /// A config without what differs between a file and its migration:
