@@ -8,13 +8,19 @@
 //! The subcommands and flags are defined once, in [`spec`]; help, the shell
 //! completions and the man page are rendered from that table.
 
+pub mod client;
 pub mod completions;
+pub mod control;
+pub mod coordination;
+pub mod events;
 pub mod explain;
 pub mod help;
 pub mod man;
 pub mod schema;
 pub mod spec;
 
+pub use control::ControlCommand;
+use control::ControlWords;
 use std::path::PathBuf;
 
 /// What the user asked for.
@@ -47,33 +53,9 @@ pub enum Action {
     /// Ask a running autopilot something through its control socket.
     Control(ControlCommand),
     /// `kv`, `lock`, `tags`, `meta`: coordination commands for hooks.
-    Coordination(crate::coordination::cli::Command),
+    Coordination(coordination::Command),
     /// `events`: what a running autopilot did and does (its own flags).
-    Events(crate::control::events::Options),
-}
-
-/// A request to a running autopilot: ContainerPilot's flags (`-putenv k=v`,
-/// `-reload`, ...) and the subcommand forms (`autopilot putenv k=v`, ...).
-#[derive(Debug, Clone, PartialEq)]
-pub enum ControlCommand {
-    /// Set (`Some`) or unset (`None` or empty) environment values for the
-    /// processes autopilot starts from now on.
-    PutEnv(Vec<(String, Option<String>)>),
-    /// Update metrics: `(name, value as written)`.
-    PutMetric(Vec<(String, String)>),
-    Reload,
-    /// Enter (`true`) or leave maintenance mode.
-    Maintenance(bool),
-    Ping,
-    /// Print the jobs and watches, as a table or (`-json`) as JSON.
-    Status {
-        json: bool,
-    },
-    /// Send a signal (a name or number, as written) to a job's process group.
-    Signal {
-        job: String,
-        signal: String,
-    },
+    Events(events::Options),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,74 +127,6 @@ const SUBCOMMANDS_WITHOUT_ARGS: [&str; 7] = [
     "status", "reload", "ping", "man", "schema", "version", "template",
 ];
 
-/// Control requests as written, before validation.
-#[derive(Default)]
-struct ControlWords {
-    putenv: Vec<String>,
-    putmetric: Vec<String>,
-    maintenance: Vec<String>,
-    /// `signal JOB SIGNAL`.
-    signal: Vec<String>,
-    reload: bool,
-    ping: bool,
-    status: bool,
-    json: bool,
-}
-
-/// Parses the words after `autopilot events`.
-fn parse_events(words: &[String]) -> Result<Cli, UsageError> {
-    let mut options = crate::control::events::Options {
-        follow: false,
-        json: false,
-    };
-    let (mut config, mut socket) = (None, None);
-    let mut words = words.iter();
-    while let Some(word) = words.next() {
-        let flag = word.trim_start_matches('-');
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| words.next().cloned())
-                .ok_or_else(|| UsageError(format!("flag -{name} needs a value")))
-        };
-        match name {
-            _ if !word.starts_with('-') => {
-                return Err(UsageError(format!(
-                    "`autopilot events` takes no argument, got {word:?} (see `autopilot events -h`)"
-                )));
-            }
-            "follow" | "f" => options.follow = true,
-            "json" => options.json = true,
-            "socket" => socket = Some(value()?),
-            "config" => config = Some(value()?),
-            // The same help as `autopilot help events`, from the one CLI table.
-            "help" | "h" => {
-                return Ok(Cli {
-                    action: Action::Help(spec::command("events")),
-                    config: None,
-                    socket: None,
-                    rest: Vec::new(),
-                });
-            }
-            _ => {
-                return Err(UsageError(format!(
-                    "unknown flag {word} for `autopilot events` (it takes -follow, -json, -socket, -config)"
-                )));
-            }
-        }
-    }
-    Ok(Cli {
-        action: Action::Events(options),
-        config,
-        socket,
-        rest: Vec::new(),
-    })
-}
-
 /// Whether `word` names a program that can run: a path to a file, or a
 /// name found on `PATH`. The first word that is not a subcommand is a
 /// ContainerPilot 2 app only if it is one.
@@ -237,9 +151,9 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
 
 /// [`parse`], with the test for "is this word a program" given.
 pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<Cli, UsageError> {
-    // `autopilot events` parses its own flags (see control::events).
+    // `autopilot events` parses its own flags (see [`events`]).
     if args.first().is_some_and(|a| a == "events") {
-        return parse_events(&args[1..]);
+        return events::parse(&args[1..]);
     }
     let mut config = None;
     let mut out = None;
@@ -256,7 +170,7 @@ pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<
     // The words of a coordination subcommand (`kv put KEY VALUE`).
     let mut coordination: Vec<String> = Vec::new();
     let is_coordination =
-        |sub: Option<&str>| sub.is_some_and(|s| crate::coordination::cli::SUBCOMMANDS.contains(&s));
+        |sub: Option<&str>| sub.is_some_and(|s| coordination::SUBCOMMANDS.contains(&s));
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -418,14 +332,14 @@ pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<
         }
         _ => {}
     }
-    let request = control_command(control)?;
+    let request = control.command()?;
     if let Some(sub) = subcommand.as_deref().filter(|s| is_coordination(Some(s))) {
         if version || template || request.is_some() {
             return Err(UsageError(format!(
                 "`autopilot {sub}` takes no other request; run autopilot once per request"
             )));
         }
-        let command = crate::coordination::cli::parse(sub, &coordination).map_err(UsageError)?;
+        let command = coordination::parse(sub, &coordination).map_err(UsageError)?;
         return Ok(Cli {
             action: Action::Coordination(command),
             config,
@@ -475,108 +389,6 @@ fn unknown_command(word: &str) -> UsageError {
     ))
 }
 
-/// Validates the control requests; at most one kind per invocation.
-fn control_command(words: ControlWords) -> Result<Option<ControlCommand>, UsageError> {
-    let mut asked: Vec<&str> = Vec::new();
-    for (given, name) in [
-        (!words.putenv.is_empty(), "-putenv"),
-        (!words.putmetric.is_empty(), "-putmetric"),
-        (!words.maintenance.is_empty(), "-maintenance"),
-        (words.reload, "-reload"),
-        (words.ping, "-ping"),
-        (words.status, "status"),
-        (!words.signal.is_empty(), "signal"),
-    ] {
-        if given {
-            asked.push(name);
-        }
-    }
-    if asked.len() > 1 {
-        return Err(UsageError(format!(
-            "{} cannot be combined: run autopilot once per request",
-            asked.join(" and ")
-        )));
-    }
-    if words.json && !words.status {
-        return Err(UsageError(
-            "-json only applies to `autopilot status`".into(),
-        ));
-    }
-    let command = match asked.first().copied() {
-        None => return Ok(None),
-        Some("-putenv") => ControlCommand::PutEnv(
-            words
-                .putenv
-                .iter()
-                .map(|w| env_pair(w))
-                .collect::<Result<_, _>>()?,
-        ),
-        Some("-putmetric") => ControlCommand::PutMetric(
-            words
-                .putmetric
-                .iter()
-                .map(|w| metric_pair(w))
-                .collect::<Result<_, _>>()?,
-        ),
-        Some("-maintenance") => {
-            let mut modes = words.maintenance.iter().map(|w| match w.as_str() {
-                "enable" => Ok(true),
-                "disable" => Ok(false),
-                other => Err(UsageError(format!(
-                    "-maintenance takes `enable` or `disable`, not {other:?}"
-                ))),
-            });
-            let first = modes.next().expect("maintenance was given")?;
-            if modes.next().is_some() {
-                return Err(UsageError(
-                    "give -maintenance once: `enable` or `disable`".into(),
-                ));
-            }
-            ControlCommand::Maintenance(first)
-        }
-        Some("signal") => match words.signal.as_slice() {
-            [job, signal] => ControlCommand::Signal {
-                job: job.clone(),
-                signal: signal.clone(),
-            },
-            _ => {
-                return Err(UsageError(format!(
-                    "`autopilot signal` takes a job and a signal, e.g. `autopilot signal app HUP`; got {}",
-                    words.signal.join(" ")
-                )));
-            }
-        },
-        Some("-reload") => ControlCommand::Reload,
-        Some("-ping") => ControlCommand::Ping,
-        _ => ControlCommand::Status { json: words.json },
-    };
-    Ok(Some(command))
-}
-
-/// `NAME=VALUE` (the value keeps every later `=`), or `NAME` alone to unset.
-fn env_pair(word: &str) -> Result<(String, Option<String>), UsageError> {
-    let (name, value) = match word.split_once('=') {
-        Some((n, v)) => (n, Some(v.to_string())),
-        None => (word, None),
-    };
-    if name.is_empty() {
-        return Err(UsageError(format!(
-            "-putenv {word:?}: the name before '=' is empty; write NAME=VALUE"
-        )));
-    }
-    Ok((name.to_string(), value))
-}
-
-/// `NAME=VALUE`; the server checks that the metric exists and the value is a number.
-fn metric_pair(word: &str) -> Result<(String, String), UsageError> {
-    match word.split_once('=') {
-        Some((n, v)) if !n.is_empty() && !v.is_empty() => Ok((n.to_string(), v.to_string())),
-        _ => Err(UsageError(format!(
-            "-putmetric {word:?}: expected NAME=VALUE, e.g. -putmetric requests_total=1"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,7 +406,7 @@ mod tests {
         let cli = p(&["events", "-follow", "--json", "-socket", "/s"]).unwrap();
         assert_eq!(
             cli.action,
-            Action::Events(crate::control::events::Options {
+            Action::Events(events::Options {
                 follow: true,
                 json: true
             })
@@ -850,7 +662,7 @@ mod tests {
 
     #[test]
     fn coordination_subcommands_take_their_words() {
-        use crate::coordination::cli::Command;
+        use coordination::Command;
         let c = p(&["kv", "put", "-config", "c.json5", "app/k", "v"]).unwrap();
         assert_eq!(c.config.as_deref(), Some("c.json5"));
         assert_eq!(

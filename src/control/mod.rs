@@ -7,16 +7,15 @@
 //! - `endpoints`: the routes; `reload`: re-reading the config file;
 //!   `service`: a running job's live tags and meta;
 //! - [`status`]: the status view and its table;
-//! - [`events`]: the live event stream (`GET /v3/events`, `autopilot events`);
-//! - [`client`] and [`commands`]: the subcommands that talk to a running
-//!   autopilot (`-putenv`, `-reload`, `status`, ...).
+//! - [`events`]: the live event stream (`GET /v3/events`).
+//!
+//! The subcommands that talk to a running autopilot (`-putenv`, `-reload`,
+//! `status`, `events`, ...) are its clients, in [`crate::cli`].
 //!
 //! The socket is bound (and the telemetry port too) before the supervisor
 //! starts anything, so a socket in use stops autopilot with a clear error
 //! instead of leaving it running without a control plane.
 
-pub mod client;
-pub mod commands;
 mod endpoints;
 pub mod events;
 mod reload;

@@ -8,13 +8,13 @@
 //!   fail-safe step-down when Consul cannot be reached;
 //! - [`service`]: live tags and meta of a running service (control socket
 //!   and `autopilot tags` / `autopilot meta`), without a reload;
-//! - [`kv`]: the typed Consul KV and session calls both use;
-//! - [`cli`]: the `kv`, `lock`, `tags` and `meta` subcommands.
+//! - [`kv`]: the typed Consul KV and session calls both use.
+//!
+//! The `kv`, `lock`, `tags` and `meta` subcommands are in `cli::coordination`.
 //!
 //! Watch payloads (added and removed instances) live with the watches in
 //! [`crate::discovery::payload`]. See docs/coordination.md.
 
-pub mod cli;
 pub mod kv;
 pub mod leader;
 pub mod service;

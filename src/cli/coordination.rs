@@ -20,9 +20,9 @@
 //!
 //! Exit codes: [`EXIT_OK`], [`EXIT_NO`], [`EXIT_USAGE`], [`EXIT_CONSUL`].
 
-use super::kv::{self, CreateError, SessionSpec};
-use super::service::{LiveService, ServiceEdit};
 use crate::config::model::ConsulConfig;
+use crate::coordination::kv::{self, CreateError, SessionSpec};
+use crate::coordination::service::{LiveService, ServiceEdit};
 use crate::discovery::client::{CallError, ConsulClient};
 use crate::discovery::{address, registry};
 use std::collections::{BTreeMap, HashMap};
@@ -532,19 +532,14 @@ fn service(
     );
     let body = edit.map(|e| serde_json::to_vec(e).unwrap_or_default());
     let method = if body.is_some() { "POST" } else { "GET" };
-    let reply = match crate::control::client::request(
-        &socket,
-        method,
-        &path,
-        body.as_deref(),
-        CONTROL_TIMEOUT,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("autopilot: {e}");
-            return EXIT_NO;
-        }
-    };
+    let reply =
+        match super::client::request(&socket, method, &path, body.as_deref(), CONTROL_TIMEOUT) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("autopilot: {e}");
+                return EXIT_NO;
+            }
+        };
     if reply.status == 503 {
         eprintln!("autopilot: {}", reply.message());
         return EXIT_CONSUL;
