@@ -19,10 +19,8 @@ use crate::config::model::{
     WatchTarget, When,
 };
 use crate::config::suggest;
+use crate::events::publishers::{Needs, Publisher, signal_sources};
 use crate::events::{EventCode, GLOBAL};
-
-/// The signal sources, published by the supervisor under the signal's name.
-const SIGNALS: [&str; 2] = ["SIGHUP", "SIGUSR2"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -206,7 +204,7 @@ pub fn describe_start(job: &JobConfig) -> String {
         } => {
             let code = pattern.code;
             let source = pattern.source.as_str();
-            let mut s = if SIGNALS.contains(&source) && code.as_str() == source {
+            let mut s = if code.signal_source() == Some(source) {
                 match repeat {
                     Repeat::Once => format!("on the first {source}"),
                     Repeat::Each => format!("on {source}"),
@@ -443,65 +441,77 @@ fn describe_watch(config: &Config, watch: &WatchConfig, lines: &mut Vec<String>)
     }
 }
 
-/// What can publish events, and which ones.
-enum Publisher<'a> {
+/// What a job's `source` names.
+enum Source<'a> {
     Job(&'a JobConfig),
     Watch,
     Global,
     Signal(&'a str),
 }
 
-/// Why `code` can never come from `publisher`, if it cannot.
-fn never_emits(publisher: &Publisher<'_>, code: EventCode) -> Option<(String, String)> {
-    use EventCode::*;
-    match publisher {
-        Publisher::Job(job) => {
-            let why = match code {
-                ExitSuccess | ExitFailed if job.exec.is_none() => (
+/// "a, b and c".
+fn and_list(codes: impl Iterator<Item = EventCode>) -> String {
+    let names: Vec<&str> = codes.map(EventCode::as_str).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
+}
+
+/// Why `code` can never come from `source`, if it cannot (who emits what is
+/// [`crate::events::publishers`]'s table).
+fn never_emits(source: &Source<'_>, code: EventCode) -> Option<(String, String)> {
+    match source {
+        Source::Job(job) => {
+            let why = match Publisher::Job.emits(code) {
+                Some(Needs::Exec) if job.exec.is_none() => (
                     format!("`{}` has no `exec`", job.name),
                     "wait for an event it does emit, such as `healthy`".to_string(),
                 ),
-                Healthy | Unhealthy if job.health.is_none() => (
+                Some(Needs::Health) if job.health.is_none() => (
                     format!("`{}` has no health check", job.name),
                     format!("add `health` to `{}`, or wait for `exitSuccess`", job.name),
                 ),
-                Elected | Deposed if job.leader.is_none() => (
+                Some(Needs::Leader) if job.leader.is_none() => (
                     format!("`{}` does not run for leadership", job.name),
                     "wait for another event".to_string(),
                 ),
-                Changed => (
-                    "only watches emit `changed`".to_string(),
+                Some(_) => return None,
+                None if Publisher::Watch.emits(code).is_some() => (
+                    format!("only watches emit `{code}`"),
                     "write `source: \"watch.NAME\"` for the watch to follow".to_string(),
                 ),
-                Startup | Shutdown | EnterMaintenance | ExitMaintenance => (
+                None if Publisher::Global.emits(code).is_some() => (
                     format!("`{code}` comes from autopilot itself, not from a job"),
                     format!("write `source: \"{GLOBAL}\"`"),
                 ),
-                SigHup | SigUsr2 => (
+                None if Publisher::Signal.emits(code).is_some() => (
                     format!("`{code}` comes from the signal, not from a job"),
                     format!("write `source: \"{code}\"` or leave `source` out"),
                 ),
-                _ => return None,
+                None => return None,
             };
             Some(why)
         }
-        Publisher::Watch => match code {
-            Changed | Healthy | Unhealthy => None,
-            _ => Some((
-                format!("watches only emit changed, healthy and unhealthy, not `{code}`"),
-                "wait for `changed`".to_string(),
-            )),
-        },
-        Publisher::Global => match code {
-            Startup | Shutdown | EnterMaintenance | ExitMaintenance => None,
-            _ => Some((
+        Source::Watch => Publisher::Watch.emits(code).is_none().then(|| {
+            (
                 format!(
-                    "`{GLOBAL}` only emits startup, shutdown, enterMaintenance and exitMaintenance, not `{code}`"
+                    "watches only emit {}, not `{code}`",
+                    and_list(Publisher::Watch.codes())
+                ),
+                "wait for `changed`".to_string(),
+            )
+        }),
+        Source::Global => Publisher::Global.emits(code).is_none().then(|| {
+            (
+                format!(
+                    "`{GLOBAL}` only emits {}, not `{code}`",
+                    and_list(Publisher::Global.codes())
                 ),
                 "name the job or watch that emits it as `source`".to_string(),
-            )),
-        },
-        Publisher::Signal(name) => (code.as_str() != *name).then(|| {
+            )
+        }),
+        Source::Signal(name) => (code.signal_source() != Some(name)).then(|| {
             (
                 format!("`{name}` only emits {name}, not `{code}`"),
                 format!("write `each: \"{name}\"`"),
@@ -576,7 +586,7 @@ fn check(config: &Config) -> Vec<PlanWarning> {
     let mut sources: BTreeSet<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
     sources.extend(config.watches.iter().map(WatchConfig::source));
     sources.insert(GLOBAL.to_string());
-    sources.extend(SIGNALS.iter().map(|s| s.to_string()));
+    sources.extend(signal_sources().map(str::to_string));
 
     for job in &config.jobs {
         if job.exec.is_none() {
@@ -622,14 +632,14 @@ fn check(config: &Config) -> Vec<PlanWarning> {
             });
             continue;
         }
-        let publisher = if let Some(j) = config.jobs.iter().find(|j| j.name == source) {
-            Publisher::Job(j)
+        let named = if let Some(j) = config.jobs.iter().find(|j| j.name == source) {
+            Source::Job(j)
         } else if config.watches.iter().any(|w| w.source() == source) {
-            Publisher::Watch
+            Source::Watch
         } else if source == GLOBAL {
-            Publisher::Global
-        } else if let Some(sig) = SIGNALS.iter().find(|s| **s == source) {
-            Publisher::Signal(sig)
+            Source::Global
+        } else if let Some(sig) = signal_sources().find(|s| *s == source) {
+            Source::Signal(sig)
         } else {
             let hint = if config.watches.iter().any(|w| w.name == source) {
                 Some(format!(
@@ -654,7 +664,7 @@ fn check(config: &Config) -> Vec<PlanWarning> {
             });
             continue;
         };
-        if let Some((why, hint)) = never_emits(&publisher, code) {
+        if let Some((why, hint)) = never_emits(&named, code) {
             out.push(PlanWarning {
                 level: Level::Warning,
                 line: job.line,
@@ -926,6 +936,35 @@ mod tests {
             lines.iter().map(|l| l.0).collect::<Vec<_>>(),
             [3, 4, 5, 6, 7]
         );
+    }
+
+    #[test]
+    fn what_a_source_does_emit_is_listed_in_full() {
+        let p = plan_of(
+            r#"{consul: "localhost:8500", jobs: [
+              {name: "a", exec: "x", when: {source: "watch.w", once: "stopped"}},
+              {name: "b", exec: "x", when: {source: "global", once: "healthy"}},
+              {name: "c", exec: "x", when: {source: "SIGHUP", once: "SIGUSR2"}},
+              {name: "d", exec: "x", when: {source: "a", once: "SIGHUP"}},
+              {name: "e", exec: "x", when: {source: "watch.w", each: "changed"}},
+            ], watches: [{name: "w"}]}"#,
+        );
+        for line in [
+            "warning: line 2: job `a` waits for `stopped` from `watch.w`, but watches only emit \
+             changed, healthy and unhealthy, not `stopped`, so it never starts",
+            "warning: line 3: job `b` waits for `healthy` from `global`, but `global` only emits \
+             startup, shutdown, enterMaintenance and exitMaintenance, not `healthy`, so it never starts",
+            "warning: line 4: job `c` waits for `SIGUSR2` from `SIGHUP`, but `SIGHUP` only emits \
+             SIGHUP, not `SIGUSR2`, so it never starts",
+            "warning: line 5: job `d` waits for `SIGHUP` from `a`, but `SIGHUP` comes from the \
+             signal, not from a job, so it never starts",
+        ] {
+            assert!(
+                p.to_string().lines().any(|l| l == line),
+                "missing {line:?}:\n{p}"
+            );
+        }
+        assert_eq!(p.warnings.len(), 4, "{p}");
     }
 
     #[test]
