@@ -10,7 +10,7 @@
 //! - [`events`]: the live event stream (`GET /v3/events`).
 //!
 //! The subcommands that talk to a running autopilot (`-putenv`, `-reload`,
-//! `status`, `events`, ...) are its clients, in [`crate::cli`].
+//! `status`, `events`, ...) are its clients, in the `cli` module above it.
 //!
 //! The socket is bound (and the telemetry port too) before the supervisor
 //! starts anything, so a socket in use stops autopilot with a clear error
