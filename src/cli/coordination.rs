@@ -525,7 +525,9 @@ fn service(
     socket_flag: Option<&str>,
     env: &HashMap<String, String>,
 ) -> u8 {
-    let socket = control_socket(socket_flag, config_flag, env);
+    // Found as the control subcommands find it: `-socket`,
+    // `$AUTOPILOT_CONTROL_SOCKET`, the config's `control.socket`, the default.
+    let (socket, _) = super::control::resolve_socket(socket_flag, config_flag, env);
     let path = format!(
         "/v3/jobs/{}/service",
         crate::discovery::client::segment(job)
@@ -567,25 +569,6 @@ fn service(
         println!("{line}");
     }
     EXIT_OK
-}
-
-/// The control socket, found as the control subcommands find it: `-socket`,
-/// `$AUTOPILOT_CONTROL_SOCKET`, the config's `control.socket`, the default.
-fn control_socket(
-    flag: Option<&str>,
-    config_flag: Option<&str>,
-    env: &HashMap<String, String>,
-) -> std::path::PathBuf {
-    use crate::control::{SOCKET_ENV, client_socket_path};
-    let given =
-        flag.is_some_and(|f| !f.is_empty()) || env.get(SOCKET_ENV).is_some_and(|v| !v.is_empty());
-    let control = match crate::config::resolve_path(config_flag, env) {
-        Some(path) if !given => crate::config::load(&path, env)
-            .ok()
-            .map(|l| l.config.control),
-        _ => None,
-    };
-    client_socket_path(flag, control.as_ref(), env)
 }
 
 #[cfg(test)]
