@@ -33,19 +33,9 @@ const LAYERS: &[&[&str]] = &[
 /// them. This list may only shrink: [`known_back_arrows_all_still_exist`]
 /// fails when an entry no longer occurs, so remove it then.
 const KNOWN_BACK_ARROWS: &[(&str, &str)] = &[
-    // jobs/runner.rs and jobs/status.rs take discovery's `ServiceRegistry`;
-    // jobs/health.rs formats reqwest errors with discovery::client's helpers.
+    // jobs/health.rs formats reqwest errors with discovery::client's
+    // `error_chain` and `request_failure` (they could move down to `http`).
     ("jobs", "discovery"),
-    // jobs/status.rs: a doc link to the leader election.
-    ("jobs", "coordination"),
-    // discovery/mod.rs and discovery/watch_set.rs: the supervisor's
-    // `Handle` and `Extension`.
-    ("discovery", "supervisor"),
-    // discovery/mod.rs and discovery/registry.rs: live service edits, and
-    // starting coordination.
-    ("discovery", "coordination"),
-    // coordination/mod.rs: the supervisor's `Handle` and `Extension`.
-    ("coordination", "supervisor"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

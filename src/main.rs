@@ -278,27 +278,60 @@ fn migrate(cli: &cli::Cli, out: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// How the supervisor re-reads the config for ContainerPilot 2's SIGHUP:
-/// from the same place, with the same command line, plus the telemetry job.
-fn reloader(
-    source: config::Source,
-    options: config::LoadOptions,
-) -> autopilot::supervisor::Reloader {
-    Arc::new(move |env| {
-        let loaded = config::load_source(&source, &env, &options).map_err(|e| e.to_string())?;
-        for warning in &loaded.warnings {
-            log::warn!("{warning}");
-        }
-        autopilot::telemetry::prepare(loaded.config)
-    })
+/// How a reload (the control socket's, or ContainerPilot 2's SIGHUP)
+/// re-reads the config: from the same place, with the same command line,
+/// plus the telemetry job.
+fn loader(source: config::Source, options: config::LoadOptions) -> autopilot::control::Loader {
+    autopilot::control::Loader {
+        label: source.label(),
+        load: Arc::new(move |env| {
+            let loaded = config::load_source(&source, &env, &options).map_err(|e| e.to_string())?;
+            for warning in &loaded.warnings {
+                log::warn!("{warning}");
+            }
+            autopilot::telemetry::prepare(loaded.config)
+        }),
+    }
 }
 
-/// The pieces started beside the jobs; each decides from the config whether
-/// it has anything to do.
-fn extensions(control: autopilot::control::ControlPlane) -> Vec<autopilot::supervisor::Extension> {
-    let mut all = vec![autopilot::discovery::extension()];
-    all.extend(control.extensions());
-    all
+/// Start-up, in layer order: the supervisor's shared parts; discovery
+/// (Consul registrations and watches); coordination (leader elections
+/// beside the registry); the control socket and telemetry; then the jobs.
+/// Returns the container's exit code.
+async fn start_and_run(
+    config: config::model::Config,
+    control: autopilot::control::ControlPlane,
+    loader: Option<autopilot::control::Loader>,
+) -> i32 {
+    let mut supervisor = match autopilot::supervisor::Supervisor::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    let common = supervisor.common();
+    let config = common.config.borrow().clone();
+    let discovery = match autopilot::discovery::start(&config, &common) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}");
+            return i32::from(EXIT_USAGE);
+        }
+    };
+    let registry = autopilot::coordination::start(&config, &discovery, &common);
+    let (sighup_tx, sighup_reloads) = tokio::sync::mpsc::unbounded_channel();
+    if loader.is_some() {
+        supervisor.reload_on_sighup(sighup_tx);
+    }
+    control.start(autopilot::control::Wiring {
+        common,
+        requests: supervisor.requests(),
+        editor: discovery.editor(),
+        loader,
+        sighup_reloads,
+    });
+    supervisor.run(registry).await
 }
 
 /// `autopilot -- CMD ARGS` (or `autopilot CMD ARGS`) with no config: CMD is
@@ -397,7 +430,7 @@ fn run(cli: &cli::Cli) -> ExitCode {
         eprintln!("autopilot: control socket: {e}");
         return ExitCode::FAILURE;
     }
-    let control = match autopilot::control::ControlPlane::bind(&config, &loaded.path, &socket) {
+    let control = match autopilot::control::ControlPlane::bind(&config, &socket) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("autopilot: {e}");
@@ -414,14 +447,10 @@ fn run(cli: &cli::Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reload = source.map(|source| reloader(source, load_options(cli)));
+    let loader = source.map(|source| loader(source, load_options(cli)));
     #[cfg(debug_assertions)]
     panics::test_trigger(&runtime);
-    let code = runtime.block_on(autopilot::supervisor::run_with(
-        config,
-        extensions(control),
-        reload,
-    ));
+    let code = runtime.block_on(start_and_run(config, control, loader));
     match u8::try_from(code).unwrap_or(1) {
         0 if panics::happened() => ExitCode::from(EXIT_INTERNAL),
         code => ExitCode::from(code),

@@ -18,6 +18,7 @@ mod it_panic;
 mod it_reaping;
 mod it_reload_watches;
 mod it_robust;
+mod it_running_config;
 mod it_shutdown;
 mod it_sidecar;
 mod it_telemetry;

@@ -399,3 +399,67 @@ fn a_deregistration_consul_does_not_confirm_at_shutdown_is_logged() {
         "{out}"
     );
 }
+
+/// A "Consul agent" that accepts connections and never answers: every call
+/// to it hangs until the client's timeout.
+fn hanging_consul() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+#[test]
+fn the_supervisor_answers_while_a_job_waits_for_its_deregistration() {
+    let dir = TestDir::new();
+    let probes = free_port();
+    let cfg = dir.json_config(&json!({
+        "consul": hanging_consul(),
+        "telemetry": {"port": probes, "interfaces": ["lo"]},
+        "jobs": [{"name": "app", "exec": ["sleep", "1000"], "port": 8080, "interfaces": ["lo"],
+                  "health": {"exec": "true", "interval": 1, "ttl": 10}}],
+    }));
+    let ap = Autopilot::start_pid1(&cfg, &[], &[]);
+    let live = || {
+        http_request(
+            &format!("127.0.0.1:{probes}"),
+            "GET",
+            "/live",
+            None,
+            DEADLINE,
+        )
+        .map(|r| r.status)
+        .unwrap_or(0)
+    };
+    wait_until("/live to answer", DEADLINE, || {
+        (live() == 200).then_some(())
+    });
+    wait_until("app to run", DEADLINE, || {
+        let r = ap.control_request("GET", "/v3/status", None);
+        r.body.contains("\"pid\":").then_some(())
+    });
+    // Maintenance: the job deregisters before anything else, and waits up
+    // to 2 s for Consul, which never answers. Meanwhile more signals for it
+    // than its old 8-slot queue held, then the liveness round trip through
+    // the supervisor's loop: the loop must not be waiting on the busy job.
+    let r = ap.control_request("POST", "/v3/maintenance/enable", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    std::thread::scope(|s| {
+        let signals: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| ap.control_request("POST", "/v3/jobs/app/signal", Some("WINCH"))))
+            .collect();
+        wait_until("8 signals to be sent", DEADLINE, || {
+            (ap.count_output("control: sent SIGWINCH to job app") >= 8).then_some(())
+        });
+        assert_eq!(live(), 200, "{}", ap.output());
+        for signal in signals {
+            let r = signal.join().unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    });
+}

@@ -22,8 +22,8 @@
 
 use crate::config::model::ConsulConfig;
 use crate::coordination::kv::{self, CreateError, SessionSpec};
-use crate::coordination::service::{LiveService, ServiceEdit};
 use crate::discovery::client::{CallError, ConsulClient};
+use crate::discovery::edit::{LiveService, ServiceEdit};
 use crate::discovery::{address, registry};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};

@@ -122,10 +122,13 @@ impl State {
         match route {
             Route::Ping => http::text(StatusCode::OK, "ok\n"),
             Route::Status => {
-                let config = self.config.lock().unwrap().clone();
-                http::json(StatusCode::OK, &status::collect(&self.handle, &config))
+                let config = self.common.config.borrow().clone();
+                http::json(
+                    StatusCode::OK,
+                    &status::collect(&self.common.board, &config),
+                )
             }
-            Route::Events => events::handle(self.handle.bus.journal(), request.uri().query()).await,
+            Route::Events => events::handle(self.common.bus.journal(), request.uri().query()).await,
             // These take no body, but a chunked one over the limit is still
             // refused (the server refuses one with a declared length).
             Route::Maintenance(on) => match body(request).await {
@@ -163,12 +166,8 @@ impl State {
     }
 
     async fn maintenance(&self, on: bool) -> Response {
-        let updated = self.handle.in_maintenance() != on;
-        match self
-            .handle
-            .request(SupervisorRequest::Maintenance(on))
-            .await
-        {
+        let updated = self.common.board.in_maintenance() != on;
+        match self.requests.send(SupervisorRequest::Maintenance(on)).await {
             Ok(()) => http::json(StatusCode::OK, &serde_json::json!({ "updated": updated })),
             Err(e) => http::error(StatusCode::SERVICE_UNAVAILABLE, e),
         }
@@ -221,7 +220,7 @@ impl State {
                 Some(_) => set.push(name.clone()),
                 None => unset.push(name.clone()),
             }
-            self.handle.environ.set_user(&name, value);
+            self.common.environ.set_user(&name, value);
         }
         let list = |names: &[String]| match names.is_empty() {
             true => "none".to_string(),
@@ -274,7 +273,7 @@ impl State {
     /// 404 for a job the board does not know, naming the ones it does.
     pub(super) fn unknown_job(&self, job: &str) -> Response {
         let names: Vec<String> = self
-            .handle
+            .common
             .board
             .all()
             .into_iter()
@@ -292,19 +291,22 @@ impl State {
             Ok(s) => s,
             Err(e) => return http::error(StatusCode::BAD_REQUEST, e),
         };
-        let Some(status) = self.handle.board.get(job) else {
+        let Some(status) = self.common.board.get(job) else {
             return self.unknown_job(job);
         };
         let Some(pid) = status.pid else {
             return http::error(
                 StatusCode::CONFLICT,
-                format!("job {job} has no running process (it is {})", status.state),
+                format!(
+                    "job {job} has no running process (it is {})",
+                    status.state.as_str()
+                ),
             );
         };
         let (tx, rx) = oneshot::channel();
         if let Err(e) = self
-            .handle
-            .request(SupervisorRequest::SignalJob(job.to_string(), signal, tx))
+            .requests
+            .send(SupervisorRequest::SignalJob(job.to_string(), signal, tx))
             .await
         {
             return http::error(StatusCode::SERVICE_UNAVAILABLE, e);

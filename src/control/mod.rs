@@ -24,12 +24,17 @@ pub mod socket;
 pub mod status;
 
 use crate::config::model::{Config, ControlConfig};
+use crate::discovery::edit::ServiceEditor;
 use crate::http;
-use crate::supervisor::{Extension, Handle};
+use crate::jobs::Common;
+use crate::supervisor::Requests;
 use crate::telemetry::Telemetry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+pub use reload::Loader;
 
 /// Overrides the config's `control.socket` (for a whole container, or to
 /// give each test run its own socket); the subcommands read it too.
@@ -153,15 +158,16 @@ pub fn prepare_socket_dir(socket: &Path, env: &HashMap<String, String>) -> Resul
 
 /// What the control endpoints share.
 struct State {
-    handle: Handle,
+    /// The board, bus, environment and running config of the run.
+    common: Common,
+    requests: Requests,
     telemetry: Telemetry,
-    /// The file reload re-reads.
-    config_path: PathBuf,
+    /// Live tag/meta changes; `None` without Consul.
+    editor: Option<Arc<dyn ServiceEditor>>,
+    /// How to re-read the config; `None` when it came from the command line.
+    loader: Option<Loader>,
     /// The socket being served (a reload cannot move it).
     socket: PathBuf,
-    /// The config being run: the watches for the status view, and what a
-    /// reload compares against.
-    config: Mutex<Arc<Config>>,
     /// Reloads run one at a time.
     reloading: tokio::sync::Mutex<()>,
 }
@@ -170,38 +176,32 @@ struct State {
 pub struct ControlPlane {
     socket: socket::BoundSocket,
     telemetry: Telemetry,
-    config_path: PathBuf,
+}
+
+/// What the control plane serves, handed over by `main` at start-up.
+pub struct Wiring {
+    pub common: Common,
+    pub requests: Requests,
+    pub editor: Option<Arc<dyn ServiceEditor>>,
+    pub loader: Option<Loader>,
+    /// A ContainerPilot 2 SIGHUP, from the supervisor: reload the config by
+    /// the same path as `POST /v3/reload`.
+    pub sighup_reloads: mpsc::UnboundedReceiver<()>,
 }
 
 impl ControlPlane {
     /// Binds the control socket at `socket_path` and the telemetry port of
     /// `config` (already through [`crate::telemetry::prepare`]).
-    /// `config_path` is the file a reload re-reads.
-    pub fn bind(
-        config: &Config,
-        config_path: &Path,
-        socket_path: &Path,
-    ) -> Result<ControlPlane, String> {
+    pub fn bind(config: &Config, socket_path: &Path) -> Result<ControlPlane, String> {
         let telemetry = Telemetry::new(config)?;
         let socket = socket::bind(socket_path)?;
-        Ok(ControlPlane {
-            socket,
-            telemetry,
-            config_path: config_path.to_path_buf(),
-        })
+        Ok(ControlPlane { socket, telemetry })
     }
 
-    /// The supervisor extensions: telemetry, then the control socket.
-    pub fn extensions(self) -> Vec<Extension> {
-        let telemetry = self.telemetry.clone();
-        let control: Extension = Box::new(move |config: &Config, handle: &Handle| {
-            self.start(config, handle);
-            None
-        });
-        vec![telemetry.extension(), control]
-    }
-
-    fn start(self, config: &Config, handle: &Handle) {
+    /// Starts telemetry, then serves the control socket.
+    pub fn start(self, wiring: Wiring) {
+        self.telemetry
+            .start(&wiring.common, wiring.requests.clone());
         let socket::BoundSocket { listener, file } = self.socket;
         let path = file.path().to_path_buf();
         let listener = match tokio::net::UnixListener::from_std(listener) {
@@ -212,13 +212,15 @@ impl ControlPlane {
             }
         };
         let state = Arc::new(State {
-            handle: handle.clone(),
+            common: wiring.common,
+            requests: wiring.requests,
             telemetry: self.telemetry,
-            config_path: self.config_path,
+            editor: wiring.editor,
+            loader: wiring.loader,
             socket: path.clone(),
-            config: Mutex::new(Arc::new(config.clone())),
             reloading: tokio::sync::Mutex::new(()),
         });
+        tokio::spawn(reload::on_sighup(state.clone(), wiring.sighup_reloads));
         log::info!("control: listening on {}", path.display());
         tokio::spawn(async move {
             // The socket file lives exactly as long as the server.

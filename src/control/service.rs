@@ -1,7 +1,7 @@
 //! `GET|POST /v3/jobs/<job>/service`: a running job's Consul tags and meta,
 //! read or changed in place (re-registered at once, the process untouched,
 //! no reload). The body of a POST is a
-//! [`crate::coordination::service::ServiceEdit`], e.g.
+//! [`crate::discovery::edit::ServiceEdit`], e.g.
 //! `{"addTags": ["primary"], "meta": {"role": "primary"}}`.
 //!
 //! Answers: 200 with `{job, id, tags, meta, registered}` once Consul has the
@@ -10,7 +10,7 @@
 //! (it is kept and applied as soon as Consul answers).
 
 use super::{State, endpoints::MAX_BODY};
-use crate::coordination::service::{EditError, ServiceEdit};
+use crate::discovery::edit::{EditError, ServiceEdit};
 use crate::http::{self, Response};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -41,14 +41,14 @@ pub(super) async fn handle(state: &State, job: &str, request: Request<Incoming>)
     } else {
         ServiceEdit::default()
     };
-    if state.handle.board.get(job).is_none() {
+    if state.common.board.get(job).is_none() {
         return state.unknown_job(job);
     }
-    let Some(registry) = state.handle.board.registry() else {
+    let Some(editor) = &state.editor else {
         return refusal(EditError::NoDiscovery);
     };
     // The registry logs the change itself.
-    match tokio::time::timeout(APPLY_TIMEOUT, registry.edit_service(job, edit)).await {
+    match tokio::time::timeout(APPLY_TIMEOUT, editor.edit_service(job, edit)).await {
         Ok(Ok(live)) => http::json(StatusCode::OK, &live),
         Ok(Err(e)) => refusal(e),
         Err(_) => refusal(EditError::Pending(format!(

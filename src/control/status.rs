@@ -8,9 +8,9 @@
 //! watches are listed even before (or without) such a report.
 
 use crate::config::model::{Config, WatchTarget};
-use crate::jobs::status::{JobStatus, LeaderStatus, WatchInstance, now_ms};
+use crate::jobs::machine::Health;
+use crate::jobs::status::{JobStatus, LeaderStatus, StatusBoard, WatchInstance, now_ms};
 use crate::logging::human_duration;
-use crate::supervisor::Handle;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -56,9 +56,9 @@ impl From<JobStatus> for JobView {
     fn from(j: JobStatus) -> JobView {
         JobView {
             name: j.name,
-            state: j.state.to_string(),
+            state: j.state.as_str().to_string(),
             since_ms: j.since_ms,
-            health: Some(j.health.to_string()),
+            health: Some(j.health.as_str().to_string()),
             pid: j.pid,
             restarts: j.restarts,
             last_exit: j.last_exit,
@@ -101,9 +101,9 @@ impl From<WatchInstance> for InstanceView {
     }
 }
 
-/// Collects the status of a running supervisor.
-pub fn collect(handle: &Handle, config: &Config) -> Status {
-    let reported = handle.board.watches();
+/// Collects the status of a run from its board and running config.
+pub fn collect(board: &StatusBoard, config: &Config) -> Status {
+    let reported = board.watches();
     let watches = config
         .watches
         .iter()
@@ -124,8 +124,8 @@ pub fn collect(handle: &Handle, config: &Config) -> Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
         time_ms: now_ms(),
-        maintenance: handle.in_maintenance(),
-        jobs: in_config_order(handle.board.all(), config),
+        maintenance: board.in_maintenance(),
+        jobs: in_config_order(board.all(), config),
         watches,
     }
 }
@@ -146,8 +146,9 @@ fn in_config_order(jobs: Vec<JobStatus>, config: &Config) -> Vec<JobView> {
         .map(|j| {
             let index = position(&j.name);
             let checked = config.jobs.get(index).is_some_and(|c| c.health.is_some());
+            let shown = checked || j.health == Health::Maintenance;
             let mut view = JobView::from(j);
-            if !checked && view.health.as_deref() != Some("maintenance") {
+            if !shown {
                 view.health = None;
             }
             (index, view)

@@ -6,8 +6,6 @@
 //! - [`leader`]: leader election as a job feature (`leader` in a job), with
 //!   `elected`/`deposed` events, `CONTAINERPILOT_<JOB>_LEADER` and a
 //!   fail-safe step-down when Consul cannot be reached;
-//! - [`service`]: live tags and meta of a running service (control socket
-//!   and `autopilot tags` / `autopilot meta`), without a reload;
 //! - [`kv`]: the typed Consul KV and session calls both use.
 //!
 //! The `kv`, `lock`, `tags` and `meta` subcommands are in `cli::coordination`.
@@ -17,37 +15,34 @@
 
 pub mod kv;
 pub mod leader;
-pub mod service;
 
 use crate::config::model::{Config, JobConfig};
-use crate::discovery::client::ConsulClient;
+use crate::discovery::Discovery;
 use crate::discovery::registry::ConsulRegistry;
-use crate::discovery::{BoxFuture, ServiceRegistry};
+use crate::jobs::Common;
 use crate::jobs::machine::ServiceAction;
-use crate::supervisor::Handle;
+use crate::jobs::registry::{BoxFuture, NoDiscovery, ServiceRegistry};
 use std::sync::Arc;
 
-/// Starts the elections of `config`'s jobs beside `registry`, and returns
-/// the registry the jobs use: `registry` itself, plus reload handling for
-/// the elections. The control socket finds it on the status board.
-pub fn start(
-    config: &Config,
-    client: &ConsulClient,
-    registry: ConsulRegistry,
-    handle: &Handle,
-) -> Arc<dyn ServiceRegistry> {
-    let registry = Arc::new(registry);
+/// Starts the elections of `config`'s jobs beside discovery's registry, and
+/// returns the registry the jobs use: discovery's, plus reload handling for
+/// the elections ([`NoDiscovery`] without Consul).
+pub fn start(config: &Config, discovery: &Discovery, common: &Common) -> Arc<dyn ServiceRegistry> {
+    let Discovery::Consul { client, registry } = discovery else {
+        return Arc::new(NoDiscovery);
+    };
     let leaders = leader::Leaders::new(leader::Context {
         client: client.clone(),
         registry: registry.clone(),
-        bus: handle.bus.clone(),
-        environ: handle.environ.clone(),
-        board: handle.board.clone(),
+        bus: common.bus.clone(),
+        environ: common.environ.clone(),
+        board: common.board.clone(),
     });
     leaders.configure(&config.jobs, true);
-    let coordinated: Arc<dyn ServiceRegistry> = Arc::new(Coordinated { registry, leaders });
-    handle.board.set_registry(coordinated.clone());
-    coordinated
+    Arc::new(Coordinated {
+        registry: registry.clone(),
+        leaders,
+    })
 }
 
 /// The Consul registry with the leader elections that depend on it.
@@ -65,9 +60,5 @@ impl ServiceRegistry for Coordinated {
     fn configure(&self, jobs: &[JobConfig]) {
         self.registry.configure(jobs);
         self.leaders.configure(jobs, false);
-    }
-
-    fn edit_service(&self, job: &str, edit: service::ServiceEdit) -> service::EditFuture {
-        self.registry.edit_service(job, edit)
     }
 }

@@ -1,14 +1,15 @@
 //! Service discovery: jobs' registrations in Consul, and watches.
 //!
-//! Jobs talk to a [`ServiceRegistry`]; without a `consul` section it is
-//! [`NoDiscovery`], so autopilot supervises jobs without Consul. With one,
-//! [`extension`] starts the Consul pieces:
+//! Jobs talk to a [`crate::jobs::registry::ServiceRegistry`]; without a `consul` section it is
+//! [`crate::jobs::registry::NoDiscovery`], so autopilot supervises jobs without Consul. With one,
+//! [`start`] starts the Consul pieces:
 //! - [`address`]: the `consul` section and `CONSUL_*` variables → an endpoint;
 //! - [`client`]: the HTTP client (token, TLS, outage detection);
 //! - [`interfaces`]: which IP address a job advertises;
 //! - [`registry`]: one task per advertised job keeping its registration and
-//!   TTL check in line (the [`ServiceRegistry`] behind the jobs);
+//!   TTL check in line (the registry behind the jobs);
 //! - [`watch`]: blocking queries turned into `watch.<name>` events;
+//! - [`edit`]: live tags and meta of a running service ([`edit::ServiceEditor`]);
 //! - [`payload`]: the environment variables and files watches hand to jobs;
 //! - [`backoff`]: retry delays.
 //!
@@ -17,6 +18,7 @@
 pub mod address;
 pub mod backoff;
 pub mod client;
+pub mod edit;
 pub mod interfaces;
 pub mod payload;
 pub mod registry;
@@ -24,84 +26,57 @@ pub mod watch;
 pub mod watch_set;
 
 use crate::config::model::Config;
-use crate::jobs::machine::ServiceAction;
-use crate::supervisor::{Extension, Handle};
-use std::future::Future;
-use std::pin::Pin;
+use crate::jobs::Common;
+use edit::ServiceEditor;
 use std::sync::Arc;
 
-pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// What discovery started: nothing without a `consul` section, else the
+/// Consul client and the registry coordination builds on.
+pub enum Discovery {
+    Off,
+    Consul {
+        client: client::ConsulClient,
+        registry: Arc<registry::ConsulRegistry>,
+    },
+}
 
-/// Exit code when the `consul` settings cannot be used: as for any other
-/// config error, nothing has been started yet.
-const EXIT_CONFIG: i32 = 2;
-
-/// Applies a job's registration changes. The returned future completes when
-/// the change reached the registry (or was given up on); callers await it
-/// only where order matters (deregister before SIGTERM).
-pub trait ServiceRegistry: Send + Sync {
-    fn apply(&self, job: &str, action: ServiceAction) -> BoxFuture;
-
-    /// Takes the job definitions after a reload (new ports, tags, checks).
-    fn configure(&self, _jobs: &[crate::config::model::JobConfig]) {}
-
-    /// Changes a running job's tags or meta in place (the control socket's
-    /// `/v3/jobs/<job>/service`); an empty edit reports them. Without
-    /// discovery there is nothing to change.
-    fn edit_service(
-        &self,
-        _job: &str,
-        _edit: crate::coordination::service::ServiceEdit,
-    ) -> crate::coordination::service::EditFuture {
-        Box::pin(async { Err(crate::coordination::service::EditError::NoDiscovery) })
+impl Discovery {
+    /// How the control socket changes a running service's tags and meta;
+    /// `None` without Consul.
+    pub fn editor(&self) -> Option<Arc<dyn ServiceEditor>> {
+        match self {
+            Discovery::Off => None,
+            Discovery::Consul { registry, .. } => Some(registry.clone()),
+        }
     }
 }
 
-/// Used when there is no `consul` section.
-pub struct NoDiscovery;
-
-impl ServiceRegistry for NoDiscovery {
-    fn apply(&self, _job: &str, _action: ServiceAction) -> BoxFuture {
-        Box::pin(async {})
-    }
-}
-
-/// The Consul extension for [`crate::supervisor::run`]. Without a `consul`
-/// section it says so once and leaves discovery off. With one it builds the
-/// client, sets `CONTAINERPILOT_<JOB>_IP` for advertised jobs, starts the
-/// watches and returns the registry the jobs use.
+/// Starts discovery for `config`. Without a `consul` section it says so
+/// once and leaves discovery off. With one it builds the client, sets
+/// `CONTAINERPILOT_<JOB>_IP` for advertised jobs and starts the watches,
+/// which follow the running config across reloads.
 ///
 /// Unusable settings (a bad address, an unreadable CA file, `interfaces`
-/// that match nothing) stop autopilot with exit code 2 before any job
-/// starts, as a config error would: running without the registrations the
-/// config asks for would hide the problem.
-pub fn extension() -> Extension {
-    Box::new(
-        |config: &Config, handle: &Handle| -> Option<Arc<dyn ServiceRegistry>> {
-            let Some(consul) = &config.consul else {
-                let unused = if config.watches.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({} watches will never fire)", config.watches.len())
-                };
-                log::info!("no consul configured: running without service discovery{unused}");
-                for job in config.jobs.iter().filter(|j| j.leader.is_some()) {
-                    log::warn!(
-                        "{}: `leader` needs a `consul` section; the job never competes for leadership",
-                        job.name
-                    );
-                }
-                return None;
-            };
-            match start(config, consul, handle) {
-                Ok(registry) => Some(registry),
-                Err(e) => {
-                    log::error!("{e}");
-                    std::process::exit(EXIT_CONFIG);
-                }
-            }
-        },
-    )
+/// that match nothing) are an error, which `main` turns into exit code 2
+/// before any job starts, as for a config error: running without the
+/// registrations the config asks for would hide the problem.
+pub fn start(config: &Config, common: &Common) -> Result<Discovery, String> {
+    let Some(consul) = &config.consul else {
+        let unused = if config.watches.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} watches will never fire)", config.watches.len())
+        };
+        log::info!("no consul configured: running without service discovery{unused}");
+        for job in config.jobs.iter().filter(|j| j.leader.is_some()) {
+            log::warn!(
+                "{}: `leader` needs a `consul` section; the job never competes for leadership",
+                job.name
+            );
+        }
+        return Ok(Discovery::Off);
+    };
+    start_consul(config, consul, common)
 }
 
 /// Checks the `consul` settings the way `run` would use them (address,
@@ -114,11 +89,11 @@ pub fn validate(consul: &crate::config::model::ConsulConfig) -> Result<Vec<Strin
     Ok(endpoint.warnings.iter().map(|w| w.to_string()).collect())
 }
 
-fn start(
+fn start_consul(
     config: &Config,
     consul: &crate::config::model::ConsulConfig,
-    handle: &Handle,
-) -> Result<Arc<dyn ServiceRegistry>, String> {
+    common: &Common,
+) -> Result<Discovery, String> {
     let env = |key: &str| std::env::var(key).ok();
     let endpoint = address::resolve(consul, &env).map_err(|e| e.to_string())?;
     for warning in &endpoint.warnings {
@@ -137,21 +112,36 @@ fn start(
     let hostname = registry::hostname(&env);
     let registry = registry::ConsulRegistry::new(
         client.clone(),
-        handle.environ.clone(),
+        common.environ.clone(),
         hostname,
-        handle.board.clone(),
+        common.board.clone(),
     );
     registry
         .define_all(&config.jobs)
         .map_err(|e| format!("consul: cannot choose the address to advertise: {e}"))?;
-    let watches = Arc::new(watch_set::WatchSet::new(client.clone(), handle.clone()));
+    let watches = watch_set::WatchSet::new(
+        client.clone(),
+        common.bus.clone(),
+        common.environ.clone(),
+        common.board.clone(),
+    );
     watches.configure(&config.watches)?;
-    handle.on_reload(Box::new(move |new: &Config| {
-        if let Err(e) = watches.configure(&new.watches) {
+    tokio::spawn(follow_reloads(watches, common.config.clone()));
+    Ok(Discovery::Consul {
+        client,
+        registry: Arc::new(registry),
+    })
+}
+
+/// Keeps the running watches in step with the running config.
+async fn follow_reloads(
+    watches: watch_set::WatchSet,
+    mut running: tokio::sync::watch::Receiver<Arc<Config>>,
+) {
+    while running.changed().await.is_ok() {
+        let config = running.borrow_and_update().clone();
+        if let Err(e) = watches.configure(&config.watches) {
             log::error!("reload: cannot start the new watches: {e}");
         }
-    }));
-    Ok(crate::coordination::start(
-        config, &client, registry, handle,
-    ))
+    }
 }

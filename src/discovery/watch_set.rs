@@ -9,24 +9,30 @@ use super::client::ConsulClient;
 use super::payload::{self, RuntimeDir};
 use super::watch::Watch;
 use crate::config::model::WatchConfig;
-use crate::supervisor::Handle;
+use crate::environ::Environ;
+use crate::events::Bus;
+use crate::jobs::status::StatusBoard;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 pub struct WatchSet {
     client: ConsulClient,
-    handle: Handle,
+    bus: Bus,
+    environ: Environ,
+    board: StatusBoard,
     /// Created with the first watch: a config without watches writes nothing.
     dir: Mutex<Option<Arc<RuntimeDir>>>,
     running: Mutex<HashMap<String, (WatchConfig, JoinHandle<()>)>>,
 }
 
 impl WatchSet {
-    pub fn new(client: ConsulClient, handle: Handle) -> WatchSet {
+    pub fn new(client: ConsulClient, bus: Bus, environ: Environ, board: StatusBoard) -> WatchSet {
         WatchSet {
             client,
-            handle,
+            bus,
+            environ,
+            board,
             dir: Mutex::new(None),
             running: Mutex::new(HashMap::new()),
         }
@@ -43,10 +49,9 @@ impl WatchSet {
                 .is_some_and(|w| same_definition(config, w));
             if !keep {
                 task.abort();
-                self.handle
-                    .environ
+                self.environ
                     .replace_runtime_prefix(&payload::env_prefix(name), BTreeMap::new());
-                self.handle.board.remove_watch(name);
+                self.board.remove_watch(name);
                 log::info!("watch.{name}: stopped by the reload");
             }
             keep
@@ -58,9 +63,9 @@ impl WatchSet {
             let task = Watch::new(
                 w.clone(),
                 self.client.clone(),
-                self.handle.bus.clone(),
-                self.handle.environ.clone(),
-                self.handle.board.clone(),
+                self.bus.clone(),
+                self.environ.clone(),
+                self.board.clone(),
                 self.dir()?,
             );
             running.insert(w.name.clone(), (w.clone(), tokio::spawn(task.run())));

@@ -7,10 +7,10 @@
 use super::health::{self, CheckOutcome, RunningCheck};
 use super::machine::{Effect, Health, Input, Machine, Rules, ServiceAction, State, Timer};
 use super::narrate::{self, Next};
+use super::registry::ServiceRegistry;
 use super::status::{JobStatus, StatusBoard};
 use crate::config::duration;
 use crate::config::model::JobConfig;
-use crate::discovery::ServiceRegistry;
 use crate::environ::Environ;
 use crate::events::{Bus, Event, EventCode};
 use crate::process::{self, ExitStatus, Output, Reaper};
@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// How long deregistration may hold up a job's SIGTERM.
@@ -46,7 +46,19 @@ pub struct Shared {
     pub environ: Environ,
     pub registry: Arc<dyn ServiceRegistry>,
     pub board: StatusBoard,
+    /// Set once shutdown has begun, before the `shutdown` event is
+    /// published: a runner that lagged on the bus (and so may have lost the
+    /// event) still learns of it here.
+    pub shutdown: watch::Receiver<bool>,
 }
+
+/// How the supervisor reaches a runner. Unbounded, so the supervisor's loop
+/// never waits on a busy job (one awaiting its deregistration) and no
+/// command (a `Stop` above all) is ever refused or dropped. What is queued
+/// stays small: commands come from the supervisor alone, at most one per
+/// signal, request or reload it handles, and the runner takes them in
+/// microseconds once it is free.
+pub type Mailbox = mpsc::UnboundedSender<Command>;
 
 /// How the job ended, for the container's exit code.
 #[derive(Debug, Clone)]
@@ -60,7 +72,10 @@ pub struct Runner {
     machine: Machine,
     shared: Shared,
     events: broadcast::Receiver<Event>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Whether the `shutdown` event (or, after a lag, the flag) reached the
+    /// machine, so that it gets it exactly once.
+    saw_shutdown: bool,
     timers: HashMap<Timer, Instant>,
     /// The running process (also its process group id) and its exit.
     process: Option<(Pid, oneshot::Receiver<ExitStatus>)>,
@@ -83,12 +98,8 @@ pub struct Runner {
 
 impl Runner {
     /// Subscribes to the bus now, so no event published after this call is missed.
-    pub fn new(
-        config: Arc<JobConfig>,
-        rules: Rules,
-        shared: Shared,
-    ) -> (Runner, mpsc::Sender<Command>) {
-        let (cmd_tx, commands) = mpsc::channel(8);
+    pub fn new(config: Arc<JobConfig>, rules: Rules, shared: Shared) -> (Runner, Mailbox) {
+        let (cmd_tx, commands) = mpsc::unbounded_channel();
         let (check_results_tx, check_results) = mpsc::channel(1);
         let mut runner = Runner {
             machine: Machine::new(rules),
@@ -96,6 +107,7 @@ impl Runner {
             config,
             shared,
             commands,
+            saw_shutdown: false,
             timers: HashMap::new(),
             process: None,
             exit_pending: None,
@@ -143,11 +155,23 @@ impl Runner {
                     Input::Exited(status)
                 }
                 event = self.events.recv() => match event {
+                    Ok(event) if is_shutdown(&event) => {
+                        if std::mem::replace(&mut self.saw_shutdown, true) {
+                            continue;
+                        }
+                        Input::Event(event)
+                    }
                     Ok(event) => Input::Event(event),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         self.shared.bus.record_lost(n);
                         log::error!("{}: missed {} (event bus overrun)", self.config.name, crate::logging::plural(n, "event", "events"));
-                        continue;
+                        if *self.shared.shutdown.borrow() && !self.saw_shutdown {
+                            // The lost events may have held it.
+                            self.saw_shutdown = true;
+                            Input::Event(Event::global(EventCode::Shutdown))
+                        } else {
+                            continue;
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => Input::ForceKill,
                 },
@@ -402,9 +426,9 @@ impl Runner {
             self.state_since_ms = super::status::now_ms();
         }
         let mut status = JobStatus::new(&self.config.name, self.config.service.is_some());
-        status.state = self.machine.state().as_str();
+        status.state = self.machine.state();
         status.since_ms = self.state_since_ms;
-        status.health = self.machine.health().as_str();
+        status.health = self.machine.health();
         status.pid = self
             .process
             .as_ref()
@@ -420,6 +444,10 @@ impl Runner {
         });
         self.shared.board.update(status);
     }
+}
+
+fn is_shutdown(event: &Event) -> bool {
+    event.code == EventCode::Shutdown && event.source.as_ref() == crate::events::GLOBAL
 }
 
 async fn wait_exit(process: &mut Option<(Pid, oneshot::Receiver<ExitStatus>)>) -> ExitStatus {
@@ -438,5 +466,84 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::registry::NoDiscovery;
+    use std::time::Duration;
+
+    /// A runner for a job that waits for an event that never comes (so it
+    /// spawns nothing), and the flag the supervisor sets at shutdown.
+    fn waiting_runner(bus: &Bus) -> (Runner, Mailbox, watch::Sender<bool>) {
+        let text =
+            "{jobs: [{name: 'hook', exec: 'true', when: {source: 'never', once: 'exitSuccess'}}]}";
+        let jobs = crate::config::parse_str(text, "t").unwrap().config.jobs;
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let shared = Shared {
+            bus: bus.clone(),
+            reaper: Reaper::inert(),
+            environ: Environ::new(Default::default()),
+            registry: Arc::new(NoDiscovery),
+            board: StatusBoard::default(),
+            shutdown,
+        };
+        let rules = Rules::new(&jobs[0], &jobs);
+        let (runner, mailbox) = Runner::new(Arc::new(jobs[0].clone()), rules, shared);
+        (runner, mailbox, shutdown_tx)
+    }
+
+    /// Stands for "never": a runner that has not stopped by then never will.
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn a_runner_that_lagged_past_the_shutdown_event_still_stops() {
+        let bus = Bus::new();
+        let (runner, _mailbox, shutdown) = waiting_runner(&bus);
+        // As the supervisor does: the flag, then the event; then so many
+        // events that the runner's receiver loses the shutdown event.
+        shutdown.send_replace(true);
+        bus.publish(Event::global(EventCode::Shutdown));
+        for _ in 0..2000 {
+            bus.publish(Event::new(EventCode::Changed, "watch.other"));
+        }
+        let report = tokio::time::timeout(DEADLINE, runner.run()).await;
+        assert!(report.is_ok(), "the runner never learned of the shutdown");
+        assert!(bus.lost_count() > 0, "the runner did not lag");
+    }
+
+    #[tokio::test]
+    async fn a_runner_acts_on_shutdown_once_when_it_did_not_lag() {
+        let bus = Bus::new();
+        let (runner, _mailbox, shutdown) = waiting_runner(&bus);
+        let mut events = bus.subscribe();
+        shutdown.send_replace(true);
+        bus.publish(Event::global(EventCode::Shutdown));
+        bus.publish(Event::global(EventCode::Shutdown));
+        tokio::time::timeout(DEADLINE, runner.run()).await.unwrap();
+        let mut stopping = 0;
+        while let Ok(event) = events.try_recv() {
+            stopping += usize::from(event.code == EventCode::Stopping);
+        }
+        assert_eq!(stopping, 1);
+    }
+
+    #[tokio::test]
+    async fn commands_wait_for_a_busy_runner_and_none_is_dropped() {
+        let bus = Bus::new();
+        let (mut runner, mailbox, _shutdown) = waiting_runner(&bus);
+        // The runner is busy (not reading): sending never waits, and the
+        // Stop after many signals still arrives.
+        for _ in 0..100 {
+            mailbox.send(Command::Signal(Signal::SIGWINCH)).unwrap();
+        }
+        mailbox.send(Command::Stop).unwrap();
+        let mut last = None;
+        while let Ok(command) = runner.commands.try_recv() {
+            last = Some(command);
+        }
+        assert!(matches!(last, Some(Command::Stop)), "{last:?}");
     }
 }

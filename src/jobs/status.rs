@@ -6,10 +6,10 @@
 //! the control socket nor telemetry needs a hook inside jobs or watches.
 
 use super::machine::{Health, State};
-use crate::discovery::ServiceRegistry;
 use crate::process::ExitStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,10 +17,10 @@ use std::time::Duration;
 #[serde(rename_all = "camelCase")]
 pub struct JobStatus {
     pub name: String,
-    pub state: &'static str,
+    pub state: State,
     /// When `state` began, in milliseconds since the Unix epoch.
     pub since_ms: u64,
-    pub health: &'static str,
+    pub health: Health,
     pub pid: Option<i32>,
     pub restarts: u32,
     /// `exit code N` / `killed by SIGX`, for people.
@@ -38,7 +38,7 @@ pub struct JobStatus {
 }
 
 /// A job's part in a leader election, kept by its election task
-/// (`crate::coordination::leader`), apart from what the runner writes.
+/// (in coordination), apart from what the runner writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaderStatus {
@@ -59,9 +59,9 @@ impl JobStatus {
     pub fn new(name: &str, advertised: bool) -> JobStatus {
         JobStatus {
             name: name.to_string(),
-            state: State::Waiting.as_str(),
+            state: State::Waiting,
             since_ms: now_ms(),
-            health: Health::Unknown.as_str(),
+            health: Health::Unknown,
             pid: None,
             restarts: 0,
             last_exit: None,
@@ -114,14 +114,13 @@ pub struct StatusBoard {
     check_observer: Arc<Mutex<Option<CheckObserver>>>,
     /// Leader election state by job; merged into [`JobStatus::leader`].
     leaders: Arc<Mutex<BTreeMap<String, LeaderStatus>>>,
-    /// The service registry behind the jobs, so the control socket can
-    /// change a running service's tags without a hook in the supervisor.
-    registry: Arc<Mutex<Option<Arc<dyn ServiceRegistry>>>>,
     /// What the Consul agent has of each advertised job's service, as its
     /// registration task last saw it; overrides [`JobStatus::service`],
     /// which is only what the job asked for (while Consul is unreachable a
     /// job asks for `passing` but nothing is registered).
     registrations: Arc<Mutex<BTreeMap<String, &'static str>>>,
+    /// Whether the container is in maintenance mode (set by the supervisor).
+    maintenance: Arc<AtomicBool>,
 }
 
 impl StatusBoard {
@@ -178,14 +177,14 @@ impl StatusBoard {
         };
     }
 
-    /// Makes the service registry reachable from the control socket.
-    pub fn set_registry(&self, registry: Arc<dyn ServiceRegistry>) {
-        *self.registry.lock().unwrap() = Some(registry);
+    /// Enters (`true`) or leaves maintenance mode; returns whether that
+    /// changed anything.
+    pub fn set_maintenance(&self, on: bool) -> bool {
+        self.maintenance.swap(on, Ordering::Relaxed) != on
     }
 
-    /// The service registry, once discovery has started.
-    pub fn registry(&self) -> Option<Arc<dyn ServiceRegistry>> {
-        self.registry.lock().unwrap().clone()
+    pub fn in_maintenance(&self) -> bool {
+        self.maintenance.load(Ordering::Relaxed)
     }
 
     /// Records what a watch saw (called by the watch task).

@@ -54,6 +54,19 @@ impl Reaper {
         Ok(reaper)
     }
 
+    /// A reaper that never reaps, for unit tests of runners that spawn
+    /// nothing: a real one would take the test process's other children.
+    #[cfg(test)]
+    pub fn inert() -> Reaper {
+        Reaper {
+            inner: Arc::new(Inner {
+                waiting: Mutex::new(HashMap::new()),
+                orphans_reaped: AtomicU64::new(0),
+                reaped: watch::channel(0).0,
+            }),
+        }
+    }
+
     /// Registers interest in `pid`'s exit. Call right after spawning, before
     /// yielding to the runtime (the reaper runs on the same thread, so it
     /// cannot collect the pid in between).

@@ -14,7 +14,7 @@
 //! (`_total` for counters, units in the name).
 
 use crate::events::Bus;
-use crate::supervisor::Handle;
+use crate::jobs::Common;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::time::Duration;
@@ -147,7 +147,7 @@ impl Default for Counted {
 }
 
 /// The metrics read at scrape time from the supervisor's shared state.
-pub fn observed(handle: &Handle) -> Vec<MetricFamily> {
+pub fn observed(handle: &Common) -> Vec<MetricFamily> {
     let jobs = handle
         .board
         .all()

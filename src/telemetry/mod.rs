@@ -25,8 +25,9 @@ pub mod summary;
 pub use job::{prepare, telemetry_job};
 
 use crate::config::model::Config;
+use crate::jobs::Common;
 use crate::jobs::status::CheckObserver;
-use crate::supervisor::{Extension, Handle};
+use crate::supervisor::Requests;
 use builtin::Counted;
 use metrics::UserMetrics;
 use std::net::{Ipv4Addr, TcpListener as StdTcpListener};
@@ -44,15 +45,21 @@ pub struct Telemetry {
 struct Inner {
     counted: Counted,
     user: Mutex<UserMetrics>,
-    /// Set when the supervisor starts the extension.
-    handle: OnceLock<Handle>,
-    /// The config being run (for `/status`); replaced on reload.
-    config: Mutex<Option<Arc<Config>>>,
+    /// Set by [`Telemetry::start`].
+    running: OnceLock<Running>,
     /// Bound before the runtime starts, so a taken port stops autopilot at
-    /// once; served from when the extension starts.
+    /// once; served from [`Telemetry::start`] on.
     bound: Mutex<Option<StdTcpListener>>,
     serving: Mutex<Option<Serving>>,
     counting_events: AtomicBool,
+}
+
+/// What telemetry reads from a running supervisor.
+struct Running {
+    /// The board, the bus, the environment and the running config (for `/status`).
+    common: Common,
+    /// For `/live`'s round trip through the supervisor's loop.
+    requests: Requests,
 }
 
 /// The endpoint being served.
@@ -92,8 +99,7 @@ impl Telemetry {
             inner: Arc::new(Inner {
                 counted: Counted::new(),
                 user: Mutex::new(user),
-                handle: OnceLock::new(),
-                config: Mutex::new(None),
+                running: OnceLock::new(),
                 bound: Mutex::new(bound),
                 serving: Mutex::new(None),
                 counting_events: AtomicBool::new(false),
@@ -101,23 +107,18 @@ impl Telemetry {
         })
     }
 
-    /// The supervisor extension that starts serving and counting.
-    pub fn extension(&self) -> Extension {
-        let telemetry = self.clone();
-        Box::new(move |config: &Config, handle: &Handle| {
-            telemetry.start(config, handle);
-            None
-        })
-    }
-
-    fn start(&self, config: &Config, handle: &Handle) {
-        let _ = self.inner.handle.set(handle.clone());
-        *self.inner.config.lock().unwrap() = Some(Arc::new(config.clone()));
+    /// Starts serving and counting, for the run `common` belongs to.
+    pub fn start(&self, common: &Common, requests: Requests) {
+        let config = common.config.borrow().clone();
         let counted = self.inner.counted.clone();
         let observer: CheckObserver = Arc::new(move |job: &str, passed: bool, took| {
             counted.health_checked(job, passed, took)
         });
-        handle.board.observe_checks(observer);
+        common.board.observe_checks(observer);
+        let _ = self.inner.running.set(Running {
+            common: common.clone(),
+            requests,
+        });
         let bound = self.inner.bound.lock().unwrap().take();
         if let (Some(t), Some(listener)) = (&config.telemetry, bound) {
             match TcpListener::from_std(listener) {
@@ -143,11 +144,16 @@ impl Telemetry {
 
     /// Starts counting events, once; from then on every event is counted.
     fn count_events(&self) {
-        let Some(handle) = self.inner.handle.get() else {
+        let Some(running) = self.inner.running.get() else {
             return;
         };
         if !self.inner.counting_events.swap(true, Ordering::Relaxed) {
-            tokio::spawn(self.inner.counted.clone().count_events(handle.bus.clone()));
+            tokio::spawn(
+                self.inner
+                    .counted
+                    .clone()
+                    .count_events(running.common.bus.clone()),
+            );
         }
     }
 
@@ -179,8 +185,9 @@ impl Telemetry {
     }
 
     /// Applies a reloaded config: declared metrics (unchanged ones keep
-    /// their values), the endpoint's port, the `/status` view.
-    pub fn apply(&self, new: Arc<Config>, change: ListenerChange) {
+    /// their values) and the endpoint's port. (`/status` reads the running
+    /// config the supervisor publishes.)
+    pub fn apply(&self, new: &Config, change: ListenerChange) {
         let declared = new
             .telemetry
             .as_ref()
@@ -195,14 +202,13 @@ impl Telemetry {
             }
             ListenerChange::Start(port, listener) => self.serve(port, listener),
         }
-        *self.inner.config.lock().unwrap() = Some(new);
     }
 
     /// The `/metrics` text.
     pub fn scrape(&self) -> Result<String, prometheus::Error> {
         let mut families = self.inner.counted.registry.gather();
-        if let Some(handle) = self.inner.handle.get() {
-            families.extend(builtin::observed(handle));
+        if let Some(running) = self.inner.running.get() {
+            families.extend(builtin::observed(&running.common));
         }
         families.extend(self.inner.user.lock().unwrap().families());
         // The text encoder refuses a family without samples (a label set
@@ -214,18 +220,20 @@ impl Telemetry {
 
     /// The `/status` answer: advertised jobs and watch names.
     pub fn status(&self) -> server::Status {
-        let config = self.inner.config.lock().unwrap().clone();
-        let handle = self.inner.handle.get();
-        let env = handle.map(|h| h.environ.snapshot()).unwrap_or_default();
+        let running = self.inner.running.get();
+        let config = running.map(|r| r.common.config.borrow().clone());
+        let env = running
+            .map(|r| r.common.environ.snapshot())
+            .unwrap_or_default();
         let services = config
             .iter()
             .flat_map(|c| c.jobs.iter())
             .filter_map(|job| {
                 let service = job.service.as_ref()?;
                 let ip_key = format!("CONTAINERPILOT_{}_IP", crate::environ::env_name(&job.name));
-                let health = handle
-                    .and_then(|h| h.board.get(&job.name))
-                    .map(|s| s.health);
+                let health = running
+                    .and_then(|r| r.common.board.get(&job.name))
+                    .map(|s| s.health.as_str());
                 Some(server::ServiceStatus {
                     name: job.name.clone(),
                     address: env.get(&ip_key).cloned().unwrap_or_default(),

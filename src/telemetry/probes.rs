@@ -16,6 +16,7 @@
 use super::Telemetry;
 use super::job::SERVICE_NAME as TELEMETRY_JOB;
 use crate::http::{self, Response};
+use crate::jobs::machine::{Health, State};
 use crate::jobs::status::JobStatus;
 use crate::supervisor::Request;
 use hyper::StatusCode;
@@ -59,12 +60,12 @@ pub struct JobReadiness {
 
 /// `GET /live`.
 pub async fn live(telemetry: &Telemetry) -> Response {
-    let answer = match telemetry.inner.handle.get() {
+    let answer = match telemetry.inner.running.get() {
         None => Err("autopilot is starting".to_string()),
-        Some(handle) => {
+        Some(running) => {
             let (tx, rx) = oneshot::channel();
             let round_trip = async {
-                handle.request(Request::Ping(tx)).await?;
+                running.requests.send(Request::Ping(tx)).await?;
                 rx.await
                     .map_err(|_| "the supervisor has stopped".to_string())
             };
@@ -101,9 +102,9 @@ pub async fn live(telemetry: &Telemetry) -> Response {
 pub fn ready(telemetry: &Telemetry) -> Response {
     let jobs = telemetry
         .inner
-        .handle
+        .running
         .get()
-        .map(|h| h.board.all())
+        .map(|r| r.common.board.all())
         .unwrap_or_default();
     let readiness = readiness(&jobs);
     let status = if readiness.ready {
@@ -118,19 +119,22 @@ pub fn ready(telemetry: &Telemetry) -> Response {
 /// service itself is left out: this answer comes from its listener, and its
 /// own check would only delay readiness by its first heartbeat.
 pub fn readiness(jobs: &[JobStatus]) -> Readiness {
-    let jobs: Vec<JobReadiness> = jobs
+    let advertised: Vec<&JobStatus> = jobs
         .iter()
         .filter(|j| j.advertised && j.name != TELEMETRY_JOB)
+        .collect();
+    let not_ready: Vec<String> = advertised
+        .iter()
+        .filter(|j| !(j.state == State::Running && j.health == Health::Healthy))
+        .map(|j| j.name.clone())
+        .collect();
+    let jobs: Vec<JobReadiness> = advertised
+        .into_iter()
         .map(|j| JobReadiness {
             name: j.name.clone(),
-            state: j.state.to_string(),
-            health: j.health.to_string(),
+            state: j.state.as_str().to_string(),
+            health: j.health.as_str().to_string(),
         })
-        .collect();
-    let not_ready: Vec<String> = jobs
-        .iter()
-        .filter(|j| !(j.state == "running" && j.health == "healthy"))
-        .map(|j| j.name.clone())
         .collect();
     Readiness {
         ready: not_ready.is_empty(),
@@ -143,7 +147,7 @@ pub fn readiness(jobs: &[JobStatus]) -> Readiness {
 mod tests {
     use super::*;
 
-    fn job(name: &str, advertised: bool, state: &'static str, health: &'static str) -> JobStatus {
+    fn job(name: &str, advertised: bool, state: State, health: Health) -> JobStatus {
         let mut j = JobStatus::new(name, advertised);
         j.state = state;
         j.health = health;
@@ -153,12 +157,12 @@ mod tests {
     #[test]
     fn ready_needs_every_advertised_job_running_and_healthy() {
         let jobs = vec![
-            job("web", true, "running", "healthy"),
-            job("db", true, "running", "unhealthy"),
-            job("cache", true, "stopping", "healthy"),
-            job("new", true, "running", "unknown"),
-            job("hook", false, "waiting", "unknown"),
-            job(TELEMETRY_JOB, true, "running", "unknown"),
+            job("web", true, State::Running, Health::Healthy),
+            job("db", true, State::Running, Health::Unhealthy),
+            job("cache", true, State::Stopping, Health::Healthy),
+            job("new", true, State::Running, Health::Unknown),
+            job("hook", false, State::Waiting, Health::Unknown),
+            job(TELEMETRY_JOB, true, State::Running, Health::Unknown),
         ];
         let r = readiness(&jobs);
         assert!(!r.ready);
@@ -173,7 +177,7 @@ mod tests {
 
     #[test]
     fn without_advertised_jobs_autopilot_is_ready() {
-        let r = readiness(&[job("worker", false, "running", "unknown")]);
+        let r = readiness(&[job("worker", false, State::Running, Health::Unknown)]);
         assert!(r.ready && r.jobs.is_empty());
         let body = serde_json::to_value(&r).unwrap();
         assert_eq!(

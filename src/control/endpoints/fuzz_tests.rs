@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use super::{Route, bad_env_name, json_object, parse_signal, percent_decode};
-use crate::coordination::service::{Overrides, ServiceEdit};
+use crate::discovery::edit::{Overrides, ServiceEdit};
 
 const SEEDS: &[&[u8]] = &[
     br#"{"NAME": "value", "OTHER": null}"#,

@@ -35,6 +35,13 @@ impl State {
     }
 }
 
+/// Written as its name (`running`), as the status view shows it.
+impl serde::Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Health as last reported by the job's check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -52,6 +59,13 @@ impl Health {
             Health::Unhealthy => "unhealthy",
             Health::Maintenance => "maintenance",
         }
+    }
+}
+
+/// Written as its name (`healthy`), as the status view shows it.
+impl serde::Serialize for Health {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -7,6 +7,9 @@
 //! flip, maintenance) carries it. A reload that leaves the job unchanged
 //! keeps it; one that changes the job (and so restarts it) starts again from
 //! the new config.
+//!
+//! [`ServiceEditor`] is discovery's own interface for it, handed to the
+//! control server at start-up (jobs never edit their service).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -232,6 +235,12 @@ impl std::fmt::Display for EditError {
 }
 
 pub type EditFuture = Pin<Box<dyn Future<Output = Result<LiveService, EditError>> + Send>>;
+
+/// Changes a running job's tags or meta in place (the control socket's
+/// `/v3/jobs/<job>/service`); an empty edit reports them.
+pub trait ServiceEditor: Send + Sync {
+    fn edit_service(&self, job: &str, edit: ServiceEdit) -> EditFuture;
+}
 
 #[cfg(test)]
 mod tests {
