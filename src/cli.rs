@@ -8,13 +8,19 @@
 //! The subcommands and flags are defined once, in [`spec`]; help, the shell
 //! completions and the man page are rendered from that table.
 
+pub mod client;
 pub mod completions;
+pub mod control;
+pub mod coordination;
+pub mod events;
 pub mod explain;
 pub mod help;
 pub mod man;
 pub mod schema;
 pub mod spec;
 
+pub use control::ControlCommand;
+use control::ControlWords;
 use std::path::PathBuf;
 
 /// What the user asked for.
@@ -47,33 +53,9 @@ pub enum Action {
     /// Ask a running autopilot something through its control socket.
     Control(ControlCommand),
     /// `kv`, `lock`, `tags`, `meta`: coordination commands for hooks.
-    Coordination(crate::coordination::cli::Command),
+    Coordination(coordination::Command),
     /// `events`: what a running autopilot did and does (its own flags).
-    Events(crate::control::events::Options),
-}
-
-/// A request to a running autopilot: ContainerPilot's flags (`-putenv k=v`,
-/// `-reload`, ...) and the subcommand forms (`autopilot putenv k=v`, ...).
-#[derive(Debug, Clone, PartialEq)]
-pub enum ControlCommand {
-    /// Set (`Some`) or unset (`None` or empty) environment values for the
-    /// processes autopilot starts from now on.
-    PutEnv(Vec<(String, Option<String>)>),
-    /// Update metrics: `(name, value as written)`.
-    PutMetric(Vec<(String, String)>),
-    Reload,
-    /// Enter (`true`) or leave maintenance mode.
-    Maintenance(bool),
-    Ping,
-    /// Print the jobs and watches, as a table or (`-json`) as JSON.
-    Status {
-        json: bool,
-    },
-    /// Send a signal (a name or number, as written) to a job's process group.
-    Signal {
-        job: String,
-        signal: String,
-    },
+    Events(events::Options),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,74 +127,6 @@ const SUBCOMMANDS_WITHOUT_ARGS: [&str; 7] = [
     "status", "reload", "ping", "man", "schema", "version", "template",
 ];
 
-/// Control requests as written, before validation.
-#[derive(Default)]
-struct ControlWords {
-    putenv: Vec<String>,
-    putmetric: Vec<String>,
-    maintenance: Vec<String>,
-    /// `signal JOB SIGNAL`.
-    signal: Vec<String>,
-    reload: bool,
-    ping: bool,
-    status: bool,
-    json: bool,
-}
-
-/// Parses the words after `autopilot events`.
-fn parse_events(words: &[String]) -> Result<Cli, UsageError> {
-    let mut options = crate::control::events::Options {
-        follow: false,
-        json: false,
-    };
-    let (mut config, mut socket) = (None, None);
-    let mut words = words.iter();
-    while let Some(word) = words.next() {
-        let flag = word.trim_start_matches('-');
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| words.next().cloned())
-                .ok_or_else(|| UsageError(format!("flag -{name} needs a value")))
-        };
-        match name {
-            _ if !word.starts_with('-') => {
-                return Err(UsageError(format!(
-                    "`autopilot events` takes no argument, got {word:?} (see `autopilot events -h`)"
-                )));
-            }
-            "follow" | "f" => options.follow = true,
-            "json" => options.json = true,
-            "socket" => socket = Some(value()?),
-            "config" => config = Some(value()?),
-            // The same help as `autopilot help events`, from the one CLI table.
-            "help" | "h" => {
-                return Ok(Cli {
-                    action: Action::Help(spec::command("events")),
-                    config: None,
-                    socket: None,
-                    rest: Vec::new(),
-                });
-            }
-            _ => {
-                return Err(UsageError(format!(
-                    "unknown flag {word} for `autopilot events` (it takes -follow, -json, -socket, -config)"
-                )));
-            }
-        }
-    }
-    Ok(Cli {
-        action: Action::Events(options),
-        config,
-        socket,
-        rest: Vec::new(),
-    })
-}
-
 /// Whether `word` names a program that can run: a path to a file, or a
 /// name found on `PATH`. The first word that is not a subcommand is a
 /// ContainerPilot 2 app only if it is one.
@@ -237,9 +151,9 @@ pub fn parse(args: &[String]) -> Result<Cli, UsageError> {
 
 /// [`parse`], with the test for "is this word a program" given.
 pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<Cli, UsageError> {
-    // `autopilot events` parses its own flags (see control::events).
+    // `autopilot events` parses its own flags (see [`events`]).
     if args.first().is_some_and(|a| a == "events") {
-        return parse_events(&args[1..]);
+        return events::parse(&args[1..]);
     }
     let mut config = None;
     let mut out = None;
@@ -256,7 +170,7 @@ pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<
     // The words of a coordination subcommand (`kv put KEY VALUE`).
     let mut coordination: Vec<String> = Vec::new();
     let is_coordination =
-        |sub: Option<&str>| sub.is_some_and(|s| crate::coordination::cli::SUBCOMMANDS.contains(&s));
+        |sub: Option<&str>| sub.is_some_and(|s| coordination::SUBCOMMANDS.contains(&s));
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -418,14 +332,14 @@ pub fn parse_with(args: &[String], is_program: &dyn Fn(&str) -> bool) -> Result<
         }
         _ => {}
     }
-    let request = control_command(control)?;
+    let request = control.command()?;
     if let Some(sub) = subcommand.as_deref().filter(|s| is_coordination(Some(s))) {
         if version || template || request.is_some() {
             return Err(UsageError(format!(
                 "`autopilot {sub}` takes no other request; run autopilot once per request"
             )));
         }
-        let command = crate::coordination::cli::parse(sub, &coordination).map_err(UsageError)?;
+        let command = coordination::parse(sub, &coordination).map_err(UsageError)?;
         return Ok(Cli {
             action: Action::Coordination(command),
             config,
@@ -475,418 +389,5 @@ fn unknown_command(word: &str) -> UsageError {
     ))
 }
 
-/// Validates the control requests; at most one kind per invocation.
-fn control_command(words: ControlWords) -> Result<Option<ControlCommand>, UsageError> {
-    let mut asked: Vec<&str> = Vec::new();
-    for (given, name) in [
-        (!words.putenv.is_empty(), "-putenv"),
-        (!words.putmetric.is_empty(), "-putmetric"),
-        (!words.maintenance.is_empty(), "-maintenance"),
-        (words.reload, "-reload"),
-        (words.ping, "-ping"),
-        (words.status, "status"),
-        (!words.signal.is_empty(), "signal"),
-    ] {
-        if given {
-            asked.push(name);
-        }
-    }
-    if asked.len() > 1 {
-        return Err(UsageError(format!(
-            "{} cannot be combined: run autopilot once per request",
-            asked.join(" and ")
-        )));
-    }
-    if words.json && !words.status {
-        return Err(UsageError(
-            "-json only applies to `autopilot status`".into(),
-        ));
-    }
-    let command = match asked.first().copied() {
-        None => return Ok(None),
-        Some("-putenv") => ControlCommand::PutEnv(
-            words
-                .putenv
-                .iter()
-                .map(|w| env_pair(w))
-                .collect::<Result<_, _>>()?,
-        ),
-        Some("-putmetric") => ControlCommand::PutMetric(
-            words
-                .putmetric
-                .iter()
-                .map(|w| metric_pair(w))
-                .collect::<Result<_, _>>()?,
-        ),
-        Some("-maintenance") => {
-            let mut modes = words.maintenance.iter().map(|w| match w.as_str() {
-                "enable" => Ok(true),
-                "disable" => Ok(false),
-                other => Err(UsageError(format!(
-                    "-maintenance takes `enable` or `disable`, not {other:?}"
-                ))),
-            });
-            let first = modes.next().expect("maintenance was given")?;
-            if modes.next().is_some() {
-                return Err(UsageError(
-                    "give -maintenance once: `enable` or `disable`".into(),
-                ));
-            }
-            ControlCommand::Maintenance(first)
-        }
-        Some("signal") => match words.signal.as_slice() {
-            [job, signal] => ControlCommand::Signal {
-                job: job.clone(),
-                signal: signal.clone(),
-            },
-            _ => {
-                return Err(UsageError(format!(
-                    "`autopilot signal` takes a job and a signal, e.g. `autopilot signal app HUP`; got {}",
-                    words.signal.join(" ")
-                )));
-            }
-        },
-        Some("-reload") => ControlCommand::Reload,
-        Some("-ping") => ControlCommand::Ping,
-        _ => ControlCommand::Status { json: words.json },
-    };
-    Ok(Some(command))
-}
-
-/// `NAME=VALUE` (the value keeps every later `=`), or `NAME` alone to unset.
-fn env_pair(word: &str) -> Result<(String, Option<String>), UsageError> {
-    let (name, value) = match word.split_once('=') {
-        Some((n, v)) => (n, Some(v.to_string())),
-        None => (word, None),
-    };
-    if name.is_empty() {
-        return Err(UsageError(format!(
-            "-putenv {word:?}: the name before '=' is empty; write NAME=VALUE"
-        )));
-    }
-    Ok((name.to_string(), value))
-}
-
-/// `NAME=VALUE`; the server checks that the metric exists and the value is a number.
-fn metric_pair(word: &str) -> Result<(String, String), UsageError> {
-    match word.split_once('=') {
-        Some((n, v)) if !n.is_empty() && !v.is_empty() => Ok((n.to_string(), v.to_string())),
-        _ => Err(UsageError(format!(
-            "-putmetric {word:?}: expected NAME=VALUE, e.g. -putmetric requests_total=1"
-        ))),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Parses with absolute paths as the only programs.
-    fn p(args: &[&str]) -> Result<Cli, UsageError> {
-        parse_with(
-            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            &|w| w.starts_with('/'),
-        )
-    }
-
-    #[test]
-    fn events_flags() {
-        let cli = p(&["events", "-follow", "--json", "-socket", "/s"]).unwrap();
-        assert_eq!(
-            cli.action,
-            Action::Events(crate::control::events::Options {
-                follow: true,
-                json: true
-            })
-        );
-        assert_eq!(cli.socket.as_deref(), Some("/s"));
-        let e = p(&["events", "-folow"]).unwrap_err();
-        assert!(e.0.contains("unknown flag -folow"), "{e}");
-        let e = p(&["events", "app"]).unwrap_err();
-        assert!(e.0.contains("takes no argument"), "{e}");
-    }
-
-    #[test]
-    fn help_for_one_command_in_every_form() {
-        let check = spec::command("check");
-        for args in [
-            &["help", "check"][..],
-            &["check", "-help"],
-            &["check", "--help"],
-            &["check", "-h"],
-            &["check", "-config", "x", "-h"],
-        ] {
-            assert_eq!(p(args).unwrap().action, Action::Help(check), "{args:?}");
-        }
-        assert_eq!(
-            p(&["kv", "--help"]).unwrap().action,
-            Action::Help(spec::command("kv"))
-        );
-        assert_eq!(p(&["help"]).unwrap().action, Action::Help(None));
-        assert_eq!(p(&["-help"]).unwrap().action, Action::Help(None));
-        let e = p(&["help", "stauts"]).unwrap_err().0;
-        assert!(e.contains("did you mean `status`?"), "{e}");
-    }
-
-    #[test]
-    fn unknown_commands_are_errors_unless_programs() {
-        let e = p(&["stauts"]).unwrap_err().0;
-        assert!(e.contains("unknown command `stauts`"), "{e}");
-        assert!(e.contains("did you mean `status`?"), "{e}");
-        let c = p(&["/bin/app", "-x"]).unwrap();
-        assert_eq!(
-            (c.action, c.rest),
-            (Action::Run, vec!["/bin/app".into(), "-x".into()])
-        );
-        let c = p(&["run", "-config", "v2.json", "app", "-x"]).unwrap();
-        assert_eq!(
-            (c.action, c.rest),
-            (Action::Run, vec!["app".into(), "-x".into()])
-        );
-        // After `--` anything goes: the word is the command to run.
-        assert_eq!(p(&["--", "stauts"]).unwrap().rest, vec!["stauts"]);
-    }
-
-    #[test]
-    fn signal_strict_and_generated_files() {
-        assert_eq!(
-            p(&["signal", "web", "HUP"]).unwrap().action,
-            Action::Control(ControlCommand::Signal {
-                job: "web".into(),
-                signal: "HUP".into()
-            })
-        );
-        assert!(
-            p(&["signal", "web"])
-                .unwrap_err()
-                .0
-                .contains("a job and a signal")
-        );
-        assert_eq!(
-            p(&["check", "-strict"]).unwrap().action,
-            Action::Check { strict: true }
-        );
-        assert!(p(&["-strict"]).unwrap_err().0.contains("only applies"));
-        assert_eq!(
-            p(&["completions", "zsh"]).unwrap().action,
-            Action::Completions("zsh".into())
-        );
-        assert!(
-            p(&["completions", "tcsh"])
-                .unwrap_err()
-                .0
-                .contains("choose one of")
-        );
-        assert_eq!(p(&["man"]).unwrap().action, Action::Man);
-        assert_eq!(p(&["schema"]).unwrap().action, Action::Schema);
-        assert_eq!(
-            p(&["template", "-out", "o"]).unwrap().action,
-            Action::Template {
-                out: Some("o".into())
-            }
-        );
-    }
-
-    #[test]
-    fn every_subcommand_is_in_the_spec() {
-        for sub in SUBCOMMANDS {
-            assert!(spec::command(sub).is_some(), "{sub} has no spec entry");
-        }
-        for flag in FLAGS_WITH_VALUE {
-            assert!(
-                spec::flag(flag).is_some_and(|f| f.value.is_some()),
-                "{flag}"
-            );
-        }
-        for flag in SWITCHES {
-            assert!(
-                spec::flag(flag).is_some_and(|f| f.value.is_none()),
-                "{flag}"
-            );
-        }
-    }
-
-    #[test]
-    fn single_and_double_dash_flags() {
-        assert_eq!(p(&["-config", "/a"]).unwrap().config.as_deref(), Some("/a"));
-        assert_eq!(p(&["--config=/b"]).unwrap().config.as_deref(), Some("/b"));
-        assert_eq!(p(&["-version"]).unwrap().action, Action::Version);
-        assert_eq!(p(&["--version"]).unwrap().action, Action::Version);
-    }
-
-    #[test]
-    fn subcommands() {
-        let c = p(&["check", "-config", "x.json5"]).unwrap();
-        assert_eq!(c.action, Action::Check { strict: false });
-        assert_eq!(c.config.as_deref(), Some("x.json5"));
-        assert_eq!(
-            p(&["-template", "-out", "o.json"]).unwrap().action,
-            Action::Template {
-                out: Some("o.json".into())
-            }
-        );
-    }
-
-    #[test]
-    fn migrate_takes_an_output_file_and_the_app() {
-        let c = p(&[
-            "migrate",
-            "-config",
-            "old.json",
-            "-out",
-            "new.json5",
-            "/bin/app",
-            "-x",
-        ])
-        .unwrap();
-        assert_eq!(
-            c.action,
-            Action::Migrate {
-                out: Some("new.json5".into())
-            }
-        );
-        assert_eq!(c.rest, vec!["/bin/app", "-x"]);
-        assert_eq!(
-            p(&["migrate"]).unwrap().action,
-            Action::Migrate { out: None }
-        );
-    }
-
-    #[test]
-    fn app_arguments_after_flags_are_kept_whole() {
-        let c = p(&["-config", "c.json", "/bin/app", "-port", "80"]).unwrap();
-        assert_eq!(c.action, Action::Run);
-        assert_eq!(c.rest, vec!["/bin/app", "-port", "80"]);
-        let c = p(&["-config", "c.json", "--", "-weird"]).unwrap();
-        assert_eq!(c.rest, vec!["-weird"]);
-    }
-
-    #[test]
-    fn containerpilot_control_flags() {
-        let c = p(&["-putenv", "A=x=y", "-putenv=B", "--putenv", "C="]).unwrap();
-        assert_eq!(
-            c.action,
-            Action::Control(ControlCommand::PutEnv(vec![
-                ("A".into(), Some("x=y".into())),
-                ("B".into(), None),
-                ("C".into(), Some(String::new())),
-            ]))
-        );
-        let c = p(&["-putmetric", "hits=2", "-putmetric", "temp=-1.5"]).unwrap();
-        assert_eq!(
-            c.action,
-            Action::Control(ControlCommand::PutMetric(vec![
-                ("hits".into(), "2".into()),
-                ("temp".into(), "-1.5".into()),
-            ]))
-        );
-        assert_eq!(
-            p(&["-reload"]).unwrap().action,
-            Action::Control(ControlCommand::Reload)
-        );
-        assert_eq!(
-            p(&["-ping"]).unwrap().action,
-            Action::Control(ControlCommand::Ping)
-        );
-        assert_eq!(
-            p(&["-maintenance", "enable"]).unwrap().action,
-            Action::Control(ControlCommand::Maintenance(true))
-        );
-        assert_eq!(
-            p(&["-maintenance=disable", "-config", "c.json5"])
-                .unwrap()
-                .action,
-            Action::Control(ControlCommand::Maintenance(false))
-        );
-    }
-
-    #[test]
-    fn control_subcommand_forms() {
-        let c = p(&["putenv", "A=1", "B=2", "-socket", "/s"]).unwrap();
-        assert_eq!(c.socket.as_deref(), Some("/s"));
-        assert_eq!(
-            c.action,
-            Action::Control(ControlCommand::PutEnv(vec![
-                ("A".into(), Some("1".into())),
-                ("B".into(), Some("2".into())),
-            ]))
-        );
-        assert_eq!(
-            p(&["maintenance", "disable"]).unwrap().action,
-            Action::Control(ControlCommand::Maintenance(false))
-        );
-        assert_eq!(
-            p(&["status", "-json"]).unwrap().action,
-            Action::Control(ControlCommand::Status { json: true })
-        );
-        assert_eq!(
-            p(&["status"]).unwrap().action,
-            Action::Control(ControlCommand::Status { json: false })
-        );
-        assert_eq!(
-            p(&["reload"]).unwrap().action,
-            Action::Control(ControlCommand::Reload)
-        );
-        assert_eq!(
-            p(&["ping"]).unwrap().action,
-            Action::Control(ControlCommand::Ping)
-        );
-    }
-
-    #[test]
-    fn bad_control_requests_are_explained() {
-        let e = |args: &[&str]| p(args).unwrap_err().0;
-        assert!(e(&["-maintenance", "on"]).contains("`enable` or `disable`"));
-        assert!(e(&["-putmetric", "hits"]).contains("expected NAME=VALUE"));
-        assert!(e(&["-putenv", "=x"]).contains("name before '=' is empty"));
-        assert!(e(&["-reload", "-ping"]).contains("cannot be combined"));
-        assert!(e(&["putenv"]).contains("needs an argument"));
-        assert!(e(&["status", "extra"]).contains("takes no argument"));
-        assert!(e(&["-json"]).contains("only applies"));
-        assert!(e(&["-ping", "/bin/extra"]).contains("unexpected argument \"/bin/extra\""));
-        assert!(e(&["-ping", "extra"]).contains("unknown command `extra`"));
-        assert!(e(&["-relaod"]).contains("did you mean -reload?"));
-    }
-
-    #[test]
-    fn coordination_subcommands_take_their_words() {
-        use crate::coordination::cli::Command;
-        let c = p(&["kv", "put", "-config", "c.json5", "app/k", "v"]).unwrap();
-        assert_eq!(c.config.as_deref(), Some("c.json5"));
-        assert_eq!(
-            c.action,
-            Action::Coordination(Command::KvPut {
-                key: "app/k".into(),
-                value: Some("v".into())
-            })
-        );
-        let c = p(&["kv", "cas", "k", "--", "-1", "-2"]).unwrap();
-        assert_eq!(
-            c.action,
-            Action::Coordination(Command::KvCas {
-                key: "k".into(),
-                old: "-1".into(),
-                new: "-2".into()
-            })
-        );
-        assert!(
-            p(&["lock", "acquire", "k", "-reload"])
-                .unwrap_err()
-                .0
-                .contains("once per request")
-        );
-        assert!(
-            p(&["kv", "get"])
-                .unwrap_err()
-                .0
-                .contains("usage: autopilot kv get KEY")
-        );
-    }
-
-    #[test]
-    fn unknown_flags_get_a_suggestion() {
-        let e = p(&["-confg", "x"]).unwrap_err();
-        assert!(e.0.contains("did you mean -config?"), "{}", e.0);
-        assert!(p(&["-config"]).unwrap_err().0.contains("needs a value"));
-    }
-}
+mod tests;

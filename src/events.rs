@@ -5,6 +5,8 @@
 //! that falls behind loses the oldest events (it gets `Lagged(n)`, which the job
 //! logs and counts). Jobs never do slow work inline, so in practice none lags.
 
+pub mod publishers;
+
 use crate::journal::Journal;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -84,17 +86,10 @@ impl EventCode {
         EventCode::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// Codes whose source is the supervisor itself rather than a job or watch.
+    /// Codes autopilot itself publishes, as [`GLOBAL`] (signal events are
+    /// published under the signal's name: see [`publishers`]).
     pub fn is_global(self) -> bool {
-        matches!(
-            self,
-            EventCode::Startup
-                | EventCode::Shutdown
-                | EventCode::EnterMaintenance
-                | EventCode::ExitMaintenance
-                | EventCode::SigHup
-                | EventCode::SigUsr2
-        )
+        publishers::Publisher::Global.emits(self).is_some()
     }
 }
 

@@ -1,7 +1,8 @@
 //! autopilot: an in-container supervisor for the Autopilot Pattern.
 //!
 //! Components, from the outside in:
-//! - [`cli`]: command-line parsing (ContainerPilot-style flags);
+//! - [`cli`]: command-line parsing (ContainerPilot-style flags) and the
+//!   subcommands that talk to a running autopilot or to Consul;
 //! - [`config`]: template rendering, JSON5 parsing, validation into typed config;
 //! - [`plan`]: the human-readable plan `autopilot check` prints;
 //! - [`supervisor`]: PID-1 duties, signals, shutdown sequence, exit code;
@@ -11,10 +12,17 @@
 //! - [`process`]: spawning in process groups and the single reaper;
 //! - [`environ`]: the environment handed to children;
 //! - [`discovery`]: service registration (Consul);
-//! - [`coordination`]: leader election, KV and lock commands, live service tags;
-//! - [`control`]: the control socket (HTTP over a unix socket) and its subcommands;
+//! - [`coordination`]: leader election, Consul KV and sessions, live service tags;
+//! - [`control`]: the control socket (HTTP over a unix socket);
 //! - [`telemetry`]: Prometheus metrics and the telemetry endpoint;
+//! - [`http`]: the HTTP/1.1 plumbing shared by control, telemetry and the
+//!   subcommands;
 //! - [`logging`]: log formats, written off the runtime thread from a bounded queue.
+//!
+//! Imports run one way, down these layers (`layering_tests` checks it):
+//! `events journal process environ config logging http` <- `plan jobs` <-
+//! `discovery` <- `coordination` <- `supervisor` <- `control telemetry` <-
+//! `cli` and main.rs.
 
 pub mod cli;
 pub mod config;
@@ -23,6 +31,7 @@ pub mod coordination;
 pub mod discovery;
 pub mod environ;
 pub mod events;
+pub mod http;
 pub mod jobs;
 pub mod journal;
 pub mod logging;
@@ -30,3 +39,6 @@ pub mod plan;
 pub mod process;
 pub mod supervisor;
 pub mod telemetry;
+
+#[cfg(test)]
+mod layering_tests;

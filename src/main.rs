@@ -53,17 +53,17 @@ fn main() -> ExitCode {
         Action::Check { strict } => check(&cli, strict),
         Action::Migrate { ref out } => migrate(&cli, out.clone()),
         Action::Run => run(&cli),
-        Action::Control(ref command) => ExitCode::from(autopilot::control::commands::run(
+        Action::Control(ref command) => ExitCode::from(autopilot::cli::control::run(
             command,
             cli.socket.as_deref(),
             cli.config.as_deref(),
         )),
-        Action::Events(ref options) => ExitCode::from(autopilot::control::events::run(
+        Action::Events(ref options) => ExitCode::from(autopilot::cli::events::run(
             options,
             cli.socket.as_deref(),
             cli.config.as_deref(),
         )),
-        Action::Coordination(ref command) => ExitCode::from(autopilot::coordination::cli::run(
+        Action::Coordination(ref command) => ExitCode::from(autopilot::cli::coordination::run(
             command,
             cli.config.as_deref(),
             cli.socket.as_deref(),

@@ -133,7 +133,7 @@ const CONTROL_EXIT: &[(u8, &str)] = &[
     (2, "bad command line"),
 ];
 
-/// Exit codes of `kv`, `lock`, `tags` and `meta` (crate::coordination::cli).
+/// Exit codes of `kv`, `lock`, `tags` and `meta` (crate::cli::coordination).
 const COORDINATION_EXIT: &[(u8, &str)] = &[
     (0, "done"),
     (

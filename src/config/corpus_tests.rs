@@ -323,8 +323,8 @@ fn every_v2_corpus_config_migrates_to_the_same_plan() {
         });
         assert_eq!(again.config.signals, SignalMode::V3, "{name}");
         assert_eq!(
-            super::migrate::comparable_plan(&loaded.config),
-            super::migrate::comparable_plan(&again.config),
+            crate::plan::comparable_plan(&loaded.config),
+            crate::plan::comparable_plan(&again.config),
             "{name}: the plans differ; migrated text:\n{text}"
         );
         migrated += 1;

@@ -380,31 +380,6 @@ mod tests {
     }
 
     #[test]
-    fn the_plan_labels_hook_jobs_and_exit_on_failure() {
-        let loaded = parse_str(
-            r#"{jobs: [
-                {name: "app", exec: "/bin/app", hooks: {preStart: "/bin/prep", preStop: "/bin/drain"}},
-                {name: "setup", exec: "/bin/setup", exitOnFailure: true},
-              ]}"#,
-            "t.json5",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let plan = crate::plan::plan(&loaded.config).to_string();
-        for line in [
-            "job app.preStart (line 2)",
-            "  hook      preStart of `app`: `app` starts once it succeeds; \
-             if it fails, autopilot exits with its exit code",
-            "  hook      preStop of `app`: `app` waits for it before its SIGTERM",
-            "  hooks     `app.preStop` runs once `app` emits stopping",
-            "  failure   if it fails, autopilot shuts down and exits with its exit code",
-        ] {
-            assert!(plan.lines().any(|l| l == line), "missing {line:?}:\n{plan}");
-        }
-        // The preStart's own failure rule is in its `hook` line, not repeated.
-        assert_eq!(plan.matches("  failure ").count(), 1, "{plan}");
-    }
-
-    #[test]
     fn on_change_on_a_watch_is_a_job() {
         let loaded = parse_str(
             r#"{jobs: [{name: "app", exec: "/bin/app"}],

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod duration;
 pub mod error;
 pub mod hooks;
+pub mod metric_name;
 pub mod migrate;
 pub mod model;
 pub mod quirks;

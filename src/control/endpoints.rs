@@ -8,7 +8,8 @@
 //!
 //! Every refusal is a 4xx with `{"error": "..."}` saying what to fix.
 
-use super::{State, events, http, reload, service, status};
+use super::{State, events, reload, service, status};
+use crate::http;
 use crate::supervisor::Request as SupervisorRequest;
 use http::{Handler, Response};
 use hyper::body::{Bytes, Incoming};

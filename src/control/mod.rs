@@ -4,23 +4,20 @@
 //!
 //! - [`socket`]: claiming the socket path (owner-only; stale replaced, live
 //!   refused);
-//! - [`http`]: the HTTP plumbing shared with telemetry;
 //! - `endpoints`: the routes; `reload`: re-reading the config file;
 //!   `service`: a running job's live tags and meta;
 //! - [`status`]: the status view and its table;
-//! - [`events`]: the live event stream (`GET /v3/events`, `autopilot events`);
-//! - [`client`] and [`commands`]: the subcommands that talk to a running
-//!   autopilot (`-putenv`, `-reload`, `status`, ...).
+//! - [`events`]: the live event stream (`GET /v3/events`).
+//!
+//! The subcommands that talk to a running autopilot (`-putenv`, `-reload`,
+//! `status`, `events`, ...) are its clients, in the `cli` module above it.
 //!
 //! The socket is bound (and the telemetry port too) before the supervisor
 //! starts anything, so a socket in use stops autopilot with a clear error
 //! instead of leaving it running without a control plane.
 
-pub mod client;
-pub mod commands;
 mod endpoints;
 pub mod events;
-pub mod http;
 mod reload;
 mod service;
 pub mod socket;
@@ -28,6 +25,7 @@ pub mod status;
 
 use crate::config::model::{Config, ControlConfig};
 use crate::discovery::edit::ServiceEditor;
+use crate::http;
 use crate::jobs::Common;
 use crate::supervisor::Requests;
 use crate::telemetry::Telemetry;

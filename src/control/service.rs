@@ -9,9 +9,9 @@
 //! 409 for a job without `port`; 503 when Consul did not take the change yet
 //! (it is kept and applied as soon as Consul answers).
 
-use super::http::{self, Response};
 use super::{State, endpoints::MAX_BODY};
 use crate::discovery::edit::{EditError, ServiceEdit};
+use crate::http::{self, Response};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::time::Duration;

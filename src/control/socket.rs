@@ -10,7 +10,7 @@
 //! The socket is created owner-only (0600): whoever can connect can change
 //! the environment of every job and stop their services.
 
-use super::client;
+use crate::http::client;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -6,13 +6,13 @@
 //! - [`leader`]: leader election as a job feature (`leader` in a job), with
 //!   `elected`/`deposed` events, `CONTAINERPILOT_<JOB>_LEADER` and a
 //!   fail-safe step-down when Consul cannot be reached;
-//! - [`kv`]: the typed Consul KV and session calls both use;
-//! - [`cli`]: the `kv`, `lock`, `tags` and `meta` subcommands.
+//! - [`kv`]: the typed Consul KV and session calls both use.
+//!
+//! The `kv`, `lock`, `tags` and `meta` subcommands are in `cli::coordination`.
 //!
 //! Watch payloads (added and removed instances) live with the watches in
 //! [`crate::discovery::payload`]. See docs/coordination.md.
 
-pub mod cli;
 pub mod kv;
 pub mod leader;
 

@@ -8,29 +8,12 @@
 //! set as `hits`.)
 
 use super::summary::Summary;
+use crate::config::metric_name::{full_name, is_valid_name};
 use crate::config::model::{MetricConfig, MetricType};
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{Counter, Gauge, Histogram, HistogramOpts, Opts};
 use std::collections::BTreeMap;
-
-/// The name a metric is scraped and updated by.
-pub fn full_name(m: &MetricConfig) -> String {
-    [m.namespace.as_str(), m.subsystem.as_str(), m.name.as_str()]
-        .into_iter()
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join("_")
-}
-
-/// A valid Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn is_valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
 
 /// Checks the declared metrics: valid, distinct names that do not clash with
 /// autopilot's own. Errors name the metric's place in the config.
@@ -205,22 +188,6 @@ mod tests {
             help: String::new(),
             kind,
         }
-    }
-
-    #[test]
-    fn names_skip_empty_parts() {
-        assert_eq!(
-            full_name(&metric("", "", "hits", MetricType::Counter)),
-            "hits"
-        );
-        assert_eq!(
-            full_name(&metric("app", "", "hits", MetricType::Counter)),
-            "app_hits"
-        );
-        assert_eq!(
-            full_name(&metric("app", "http", "hits", MetricType::Counter)),
-            "app_http_hits"
-        );
     }
 
     #[test]

@@ -134,12 +134,7 @@ impl Telemetry {
         let endpoint = Arc::new(server::Endpoint {
             telemetry: self.clone(),
         });
-        let task = tokio::spawn(crate::control::http::serve(
-            listener,
-            endpoint,
-            "telemetry",
-            true,
-        ));
+        let task = tokio::spawn(crate::http::serve(listener, endpoint, "telemetry", true));
         log::info!("telemetry: serving /metrics, /status, /live and /ready on port {port}");
         *self.inner.serving.lock().unwrap() = Some(Serving {
             port,

@@ -15,7 +15,7 @@
 
 use super::Telemetry;
 use super::job::SERVICE_NAME as TELEMETRY_JOB;
-use crate::control::http::{self, Response};
+use crate::http::{self, Response};
 use crate::jobs::machine::{Health, State};
 use crate::jobs::status::JobStatus;
 use crate::supervisor::Request;

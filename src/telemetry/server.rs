@@ -3,7 +3,7 @@
 //! kubelet's probes `/live` and `/ready` ([`super::probes`]).
 
 use super::Telemetry;
-use crate::control::http::{self, Handler, Response};
+use crate::http::{self, Handler, Response};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Serialize;

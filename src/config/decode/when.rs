@@ -133,7 +133,7 @@ fn decode_fields(
 
     let source = match source {
         Some((name, _)) => name,
-        None if matches!(code, EventCode::SigHup | EventCode::SigUsr2) => code.as_str().to_string(),
+        None if code.signal_source().is_some() => code.as_str().to_string(),
         None if code.is_global() => {
             // Published configs write `once: "startup"` alone and mean the
             // global event; ContainerPilot matched the empty source against

@@ -307,7 +307,7 @@ fn a_sensor_is_a_metric_fed_by_a_periodic_job() {
 #[test]
 fn a_sensor_script_records_the_checks_output() {
     // The generated shell, run for real with `echo` standing in for autopilot.
-    let exec = super::sensor_exec(
+    let exec = super::sensors::sensor_exec(
         &Exec {
             program: "printf".into(),
             args: vec!["  4.5\\n".into()],
@@ -323,7 +323,7 @@ fn a_sensor_script_records_the_checks_output() {
         String::from_utf8_lossy(&out.stdout),
         "-putmetric load=4.5\n"
     );
-    let failing = super::sensor_exec(
+    let failing = super::sensors::sensor_exec(
         &Exec {
             program: "false".into(),
             args: vec![],

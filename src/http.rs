@@ -5,6 +5,10 @@
 //! Nothing here runs a timer while no connection is open, so an idle server
 //! costs no wakeups. Per-connection deadlines exist only while a client is
 //! connected, so a client that stalls cannot pin a task forever.
+//!
+//! [`client`] is the blocking client half of the same conventions.
+
+pub mod client;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};

@@ -1,6 +1,7 @@
-//! The subcommands that talk to a running autopilot: `-putenv`,
-//! `-putmetric`, `-reload`, `-maintenance`, `-ping` (ContainerPilot's flags,
-//! also as `autopilot putenv ...` etc.) and `autopilot status`.
+//! The requests to a running autopilot: `-putenv`, `-putmetric`, `-reload`,
+//! `-maintenance`, `-ping` (ContainerPilot's flags, also as `autopilot putenv
+//! ...` etc.), `autopilot status` and `autopilot signal`: how they are
+//! validated, sent to the control socket and reported.
 //!
 //! They only need the socket path, not a valid config: `-socket`, else
 //! `$AUTOPILOT_CONTROL_SOCKET`, else the `control.socket` of the config
@@ -8,13 +9,156 @@
 //!
 //! Exit codes: 0 done, 1 autopilot refused or could not be reached.
 
+use super::UsageError;
 use super::client::{self, Reply};
-use super::status::{self, Status};
-use crate::cli::ControlCommand;
+use crate::control::status::{self, Status};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// A request to a running autopilot: ContainerPilot's flags (`-putenv k=v`,
+/// `-reload`, ...) and the subcommand forms (`autopilot putenv k=v`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControlCommand {
+    /// Set (`Some`) or unset (`None` or empty) environment values for the
+    /// processes autopilot starts from now on.
+    PutEnv(Vec<(String, Option<String>)>),
+    /// Update metrics: `(name, value as written)`.
+    PutMetric(Vec<(String, String)>),
+    Reload,
+    /// Enter (`true`) or leave maintenance mode.
+    Maintenance(bool),
+    Ping,
+    /// Print the jobs and watches, as a table or (`-json`) as JSON.
+    Status {
+        json: bool,
+    },
+    /// Send a signal (a name or number, as written) to a job's process group.
+    Signal {
+        job: String,
+        signal: String,
+    },
+}
+
+/// Control requests as written, before validation.
+#[derive(Default)]
+pub(super) struct ControlWords {
+    pub(super) putenv: Vec<String>,
+    pub(super) putmetric: Vec<String>,
+    pub(super) maintenance: Vec<String>,
+    /// `signal JOB SIGNAL`.
+    pub(super) signal: Vec<String>,
+    pub(super) reload: bool,
+    pub(super) ping: bool,
+    pub(super) status: bool,
+    pub(super) json: bool,
+}
+
+/// Validates the control requests; at most one kind per invocation.
+impl ControlWords {
+    pub(super) fn command(self) -> Result<Option<ControlCommand>, UsageError> {
+        let words = self;
+        let mut asked: Vec<&str> = Vec::new();
+        for (given, name) in [
+            (!words.putenv.is_empty(), "-putenv"),
+            (!words.putmetric.is_empty(), "-putmetric"),
+            (!words.maintenance.is_empty(), "-maintenance"),
+            (words.reload, "-reload"),
+            (words.ping, "-ping"),
+            (words.status, "status"),
+            (!words.signal.is_empty(), "signal"),
+        ] {
+            if given {
+                asked.push(name);
+            }
+        }
+        if asked.len() > 1 {
+            return Err(UsageError(format!(
+                "{} cannot be combined: run autopilot once per request",
+                asked.join(" and ")
+            )));
+        }
+        if words.json && !words.status {
+            return Err(UsageError(
+                "-json only applies to `autopilot status`".into(),
+            ));
+        }
+        let command = match asked.first().copied() {
+            None => return Ok(None),
+            Some("-putenv") => ControlCommand::PutEnv(
+                words
+                    .putenv
+                    .iter()
+                    .map(|w| env_pair(w))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some("-putmetric") => ControlCommand::PutMetric(
+                words
+                    .putmetric
+                    .iter()
+                    .map(|w| metric_pair(w))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some("-maintenance") => {
+                let mut modes = words.maintenance.iter().map(|w| match w.as_str() {
+                    "enable" => Ok(true),
+                    "disable" => Ok(false),
+                    other => Err(UsageError(format!(
+                        "-maintenance takes `enable` or `disable`, not {other:?}"
+                    ))),
+                });
+                let first = modes.next().expect("maintenance was given")?;
+                if modes.next().is_some() {
+                    return Err(UsageError(
+                        "give -maintenance once: `enable` or `disable`".into(),
+                    ));
+                }
+                ControlCommand::Maintenance(first)
+            }
+            Some("signal") => match words.signal.as_slice() {
+                [job, signal] => ControlCommand::Signal {
+                    job: job.clone(),
+                    signal: signal.clone(),
+                },
+                _ => {
+                    return Err(UsageError(format!(
+                        "`autopilot signal` takes a job and a signal, e.g. `autopilot signal app HUP`; got {}",
+                        words.signal.join(" ")
+                    )));
+                }
+            },
+            Some("-reload") => ControlCommand::Reload,
+            Some("-ping") => ControlCommand::Ping,
+            _ => ControlCommand::Status { json: words.json },
+        };
+        Ok(Some(command))
+    }
+}
+
+/// `NAME=VALUE` (the value keeps every later `=`), or `NAME` alone to unset.
+fn env_pair(word: &str) -> Result<(String, Option<String>), UsageError> {
+    let (name, value) = match word.split_once('=') {
+        Some((n, v)) => (n, Some(v.to_string())),
+        None => (word, None),
+    };
+    if name.is_empty() {
+        return Err(UsageError(format!(
+            "-putenv {word:?}: the name before '=' is empty; write NAME=VALUE"
+        )));
+    }
+    Ok((name.to_string(), value))
+}
+
+/// `NAME=VALUE`; the server checks that the metric exists and the value is a number.
+fn metric_pair(word: &str) -> Result<(String, String), UsageError> {
+    match word.split_once('=') {
+        Some((n, v)) if !n.is_empty() && !v.is_empty() => Ok((n.to_string(), v.to_string())),
+        _ => Err(UsageError(format!(
+            "-putmetric {word:?}: expected NAME=VALUE, e.g. -putmetric requests_total=1"
+        ))),
+    }
+}
 
 /// Long enough for a reload (re-render the config, restart changed jobs).
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,7 +197,7 @@ pub fn run(command: &ControlCommand, socket_flag: Option<&str>, config_flag: Opt
 /// failed (shown only if the socket cannot be reached).
 /// Says that autopilot could not be reached (with the note on where the
 /// socket path came from, if any) and gives the exit code for it.
-pub(super) fn report_unreachable(error: &dyn std::fmt::Display, config_note: Option<&str>) -> u8 {
+pub(crate) fn report_unreachable(error: &dyn std::fmt::Display, config_note: Option<&str>) -> u8 {
     eprintln!("autopilot: {error}");
     if let Some(note) = config_note {
         eprintln!("autopilot: note: {note}");
@@ -61,27 +205,29 @@ pub(super) fn report_unreachable(error: &dyn std::fmt::Display, config_note: Opt
     1
 }
 
-pub(super) fn resolve_socket(
+pub(crate) fn resolve_socket(
     flag: Option<&str>,
     config_flag: Option<&str>,
     env: &HashMap<String, String>,
 ) -> (PathBuf, Option<String>) {
     if flag.is_some_and(|f| !f.is_empty())
-        || env.get(super::SOCKET_ENV).is_some_and(|v| !v.is_empty())
+        || env
+            .get(crate::control::SOCKET_ENV)
+            .is_some_and(|v| !v.is_empty())
     {
-        return (super::client_socket_path(flag, None, env), None);
+        return (crate::control::client_socket_path(flag, None, env), None);
     }
     let Some(path) = crate::config::resolve_path(config_flag, env) else {
-        return (super::client_socket_path(None, None, env), None);
+        return (crate::control::client_socket_path(None, None, env), None);
     };
     match crate::config::load(&path, env) {
         Ok(loaded) => (
-            super::client_socket_path(None, Some(&loaded.config.control), env),
+            crate::control::client_socket_path(None, Some(&loaded.config.control), env),
             None,
         ),
         Err(e) => {
             let first = e.to_string().lines().next().unwrap_or_default().to_string();
-            let socket = super::client_socket_path(None, None, env);
+            let socket = crate::control::client_socket_path(None, None, env);
             let note = format!(
                 "the config {} did not load ({first}), so the default socket {} was used; pass -socket PATH",
                 path.display(),

@@ -20,8 +20,8 @@
 //!
 //! Exit codes: [`EXIT_OK`], [`EXIT_NO`], [`EXIT_USAGE`], [`EXIT_CONSUL`].
 
-use super::kv::{self, CreateError, SessionSpec};
 use crate::config::model::ConsulConfig;
+use crate::coordination::kv::{self, CreateError, SessionSpec};
 use crate::discovery::client::{CallError, ConsulClient};
 use crate::discovery::edit::{LiveService, ServiceEdit};
 use crate::discovery::{address, registry};
@@ -525,26 +525,23 @@ fn service(
     socket_flag: Option<&str>,
     env: &HashMap<String, String>,
 ) -> u8 {
-    let socket = control_socket(socket_flag, config_flag, env);
+    // Found as the control subcommands find it: `-socket`,
+    // `$AUTOPILOT_CONTROL_SOCKET`, the config's `control.socket`, the default.
+    let (socket, _) = super::control::resolve_socket(socket_flag, config_flag, env);
     let path = format!(
         "/v3/jobs/{}/service",
         crate::discovery::client::segment(job)
     );
     let body = edit.map(|e| serde_json::to_vec(e).unwrap_or_default());
     let method = if body.is_some() { "POST" } else { "GET" };
-    let reply = match crate::control::client::request(
-        &socket,
-        method,
-        &path,
-        body.as_deref(),
-        CONTROL_TIMEOUT,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("autopilot: {e}");
-            return EXIT_NO;
-        }
-    };
+    let reply =
+        match super::client::request(&socket, method, &path, body.as_deref(), CONTROL_TIMEOUT) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("autopilot: {e}");
+                return EXIT_NO;
+            }
+        };
     if reply.status == 503 {
         eprintln!("autopilot: {}", reply.message());
         return EXIT_CONSUL;
@@ -574,121 +571,5 @@ fn service(
     EXIT_OK
 }
 
-/// The control socket, found as the control subcommands find it: `-socket`,
-/// `$AUTOPILOT_CONTROL_SOCKET`, the config's `control.socket`, the default.
-fn control_socket(
-    flag: Option<&str>,
-    config_flag: Option<&str>,
-    env: &HashMap<String, String>,
-) -> std::path::PathBuf {
-    use crate::control::{SOCKET_ENV, client_socket_path};
-    let given =
-        flag.is_some_and(|f| !f.is_empty()) || env.get(SOCKET_ENV).is_some_and(|v| !v.is_empty());
-    let control = match crate::config::resolve_path(config_flag, env) {
-        Some(path) if !given => crate::config::load(&path, env)
-            .ok()
-            .map(|l| l.config.control),
-        _ => None,
-    };
-    client_socket_path(flag, control.as_ref(), env)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(sub: &str, words: &[&str]) -> Result<Command, String> {
-        parse(
-            sub,
-            &words.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
-    }
-
-    #[test]
-    fn kv_and_lock_forms() {
-        assert_eq!(
-            p("kv", &["get", "/app/x"]).unwrap(),
-            Command::KvGet {
-                key: "app/x".into()
-            }
-        );
-        assert_eq!(
-            p("kv", &["put", "k"]).unwrap(),
-            Command::KvPut {
-                key: "k".into(),
-                value: None
-            }
-        );
-        assert_eq!(
-            p("kv", &["cas", "k", "", "v"]).unwrap(),
-            Command::KvCas {
-                key: "k".into(),
-                old: String::new(),
-                new: "v".into()
-            }
-        );
-        assert_eq!(
-            p("lock", &["acquire", "l", "me"]).unwrap(),
-            Command::LockAcquire {
-                key: "l".into(),
-                value: Some("me".into())
-            }
-        );
-        assert!(
-            p("kv", &["cas", "k", "v"])
-                .unwrap_err()
-                .contains("cas KEY OLD NEW")
-        );
-        assert!(
-            p("kv", &["fetch", "k"])
-                .unwrap_err()
-                .contains("get|put|cas|delete")
-        );
-        assert!(p("kv", &["get", "/"]).unwrap_err().contains("not a KV key"));
-        assert!(
-            p("lock", &["take", "k"])
-                .unwrap_err()
-                .contains("acquire KEY")
-        );
-    }
-
-    #[test]
-    fn tag_and_meta_forms() {
-        let Command::Tags { job, edit } = p("tags", &["db", "add", "primary"]).unwrap() else {
-            panic!()
-        };
-        assert_eq!(job, "db");
-        assert_eq!(edit.unwrap().add_tags, ["primary"]);
-        assert_eq!(
-            p("tags", &["db"]).unwrap(),
-            Command::Tags {
-                job: "db".into(),
-                edit: None
-            }
-        );
-        let Command::Tags { edit, .. } = p("tags", &["db", "set"]).unwrap() else {
-            panic!()
-        };
-        assert_eq!(edit.unwrap().tags, Some(vec![]));
-        let Command::Meta { edit, .. } =
-            p("meta", &["db", "set", "role=primary", "x=a=b"]).unwrap()
-        else {
-            panic!()
-        };
-        let meta = edit.unwrap().meta;
-        assert_eq!(meta["role"].as_deref(), Some("primary"));
-        assert_eq!(meta["x"].as_deref(), Some("a=b"));
-        assert!(
-            p("meta", &["db", "set", "role"])
-                .unwrap_err()
-                .contains("KEY=VALUE")
-        );
-        assert!(
-            p("meta", &["db", "set", "a b=1"])
-                .unwrap_err()
-                .contains("letters")
-        );
-        assert!(p("tags", &["db", "add"]).unwrap_err().contains("usage"));
-        assert!(p("tags", &[]).unwrap_err().contains("usage"));
-    }
-}
+mod tests;
