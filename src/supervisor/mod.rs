@@ -270,8 +270,12 @@ impl Supervisor {
                     Signal::SIGUSR1 if self.config.signals == SignalMode::V2 => {
                         self.set_maintenance(!self.common.board.in_maintenance());
                     }
-                    Signal::SIGHUP => self.common.bus.publish(Event::new(EventCode::SigHup, "SIGHUP")),
-                    Signal::SIGUSR2 => self.common.bus.publish(Event::new(EventCode::SigUsr2, "SIGUSR2")),
+                    Signal::SIGHUP | Signal::SIGUSR2 => {
+                        // The publisher table names the event each signal is.
+                        if let Some(event) = Event::from_signal(sig.as_str()) {
+                            self.common.bus.publish(event);
+                        }
+                    }
                     other => self.forward(other),
                 },
                 Some(request) = self.requests.recv() => match request {

@@ -127,7 +127,7 @@ impl Leaders {
                     .get(job)
                     .is_some_and(|s| s.state != State::Stopped);
             let (tx, rx) = mpsc::channel(1);
-            let election =
+            let mut election =
                 Election::new(job, config.clone(), self.ctx.clone(), view, rx, restarting);
             election.announce();
             tokio::spawn(election.run());

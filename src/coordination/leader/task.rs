@@ -33,6 +33,9 @@ pub(super) struct Election {
     view: watch::Receiver<CheckView>,
     retire: mpsc::Receiver<Retire>,
     calls: BTreeMap<Call, Reply>,
+    /// The wall-clock time of the last role change, taken once per change
+    /// so that every status update shows the same `sinceMs`.
+    role_since_ms: Option<(std::time::Instant, u64)>,
 }
 
 impl Election {
@@ -57,13 +60,14 @@ impl Election {
             view,
             retire,
             calls: BTreeMap::new(),
+            role_since_ms: None,
         }
     }
 
     /// Sets the variable to `false` and writes the status entry: done when
     /// the election is set up, not when its task first runs, as the job's
     /// own process may be started before that and must see `false` too.
-    pub(super) fn announce(&self) {
+    pub(super) fn announce(&mut self) {
         self.ctx
             .environ
             .set_runtime(&self.env_key, Some("false".into()));
@@ -222,7 +226,7 @@ impl Election {
         serde_json::to_vec(&value).unwrap_or_default()
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
         if self.machine.retired() {
             return;
         }
@@ -231,14 +235,22 @@ impl Election {
             Role::Leader => self.service_id(),
             _ => self.machine.holder().map(String::from),
         };
-        let held_for = self.machine.role_since().elapsed().as_millis() as u64;
+        let changed_at = self.machine.role_since();
+        let since_ms = match self.role_since_ms {
+            Some((at, ms)) if at == changed_at => ms,
+            _ => {
+                let ms = now_ms().saturating_sub(changed_at.elapsed().as_millis() as u64);
+                self.role_since_ms = Some((changed_at, ms));
+                ms
+            }
+        };
         self.ctx.board.set_leader(
             &self.job,
             Some(LeaderStatus {
                 role: role.as_str().to_string(),
                 key: self.config.key.clone(),
                 holder,
-                since_ms: now_ms().saturating_sub(held_for),
+                since_ms,
             }),
         );
     }
