@@ -7,6 +7,7 @@
 //! - [`supervisor`]: PID-1 duties, signals, shutdown sequence, exit code;
 //! - [`jobs`]: each job's state machine, runner and health checks;
 //! - [`events`]: the ordered, non-blocking event bus;
+//! - [`http_client`]: the small HTTP client of Consul calls and HTTP health checks;
 //! - [`journal`]: the recent events and job state changes, for `autopilot events`;
 //! - [`process`]: spawning in process groups and the single reaper;
 //! - [`environ`]: the environment handed to children;
@@ -23,6 +24,7 @@ pub mod coordination;
 pub mod discovery;
 pub mod environ;
 pub mod events;
+pub mod http_client;
 pub mod jobs;
 pub mod journal;
 pub mod logging;
