@@ -390,10 +390,6 @@ impl HttpClient {
             url.host,
             url.port
         );
-        let mut sender = match self.reuse(&origin).await {
-            Some(sender) => sender,
-            None => self.connect(url).await?,
-        };
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(&url.path_and_query)
@@ -417,7 +413,28 @@ impl HttpClient {
         let request = request
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| Failure::Setup(format!("cannot make the request: {e}")))?;
-        let response = sender.send_request(request).await.map_err(Failure::Http)?;
+        // A kept-alive connection the server closed as we took it fails
+        // before the request is written: then the request goes again, once,
+        // on a new connection (never a request that may have been sent).
+        let (sender, response) = match self.reuse(&origin).await {
+            Some(mut sender) => match sender.try_send_request(request).await {
+                Ok(response) => (sender, response),
+                Err(mut e) => match e.take_message() {
+                    Some(request) => {
+                        log::debug!("http: a kept-alive connection was closed: sending anew");
+                        let mut sender = self.connect(url).await?;
+                        let response = sender.send_request(request).await;
+                        (sender, response.map_err(Failure::Http)?)
+                    }
+                    None => return Err(Failure::Http(e.into_error())),
+                },
+            },
+            None => {
+                let mut sender = self.connect(url).await?;
+                let response = sender.send_request(request).await;
+                (sender, response.map_err(Failure::Http)?)
+            }
+        };
         let (parts, incoming) = response.into_parts();
         if !read_body {
             return Ok(Response {
@@ -652,6 +669,88 @@ mod tests {
         assert_eq!(with_query("/v1/x", &q), "/v1/x?filter=a+b%26c&dc=dc1");
         assert_eq!(with_query("/v1/x?stale", &q[1..]), "/v1/x?stale&dc=dc1");
         assert_eq!(with_query("/v1/x", &[]), "/v1/x");
+    }
+
+    /// Serves `answers` raw HTTP responses; each connection reads one request
+    /// per answer of its group, then the server closes it. Returns the port
+    /// and how many connections were accepted.
+    async fn server(groups: Vec<Vec<&'static str>>) -> (u16, tokio::task::JoinHandle<usize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut accepted = 0;
+            for answers in groups {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                accepted += 1;
+                for answer in answers {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = stream.read(&mut buf).await.unwrap();
+                        assert!(n > 0, "the client closed the connection");
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    stream.write_all(answer.as_bytes()).await.unwrap();
+                }
+            }
+            accepted
+        });
+        (port, task)
+    }
+
+    fn client(keep_alive: bool) -> HttpClient {
+        HttpClient::new(Settings {
+            headers: vec![(
+                HeaderName::from_static("x-test"),
+                HeaderValue::from_static("1"),
+            )],
+            connect_timeout: Some(Duration::from_secs(5)),
+            keep_alive,
+            tls: None,
+            connect_host: None,
+        })
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[tokio::test]
+    async fn kept_alive_connections_are_reused_and_closed_ones_replaced() {
+        // Two requests on the first connection, which the server then
+        // closes; the third request needs a new one.
+        let (port, accepted) = server(vec![vec![OK, OK], vec![OK]]).await;
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/v1/x")).unwrap();
+        let c = client(true);
+        let t = Duration::from_secs(5);
+        for _ in 0..3 {
+            let r = c.send(Method::GET, &url, None, t).await.unwrap();
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+        }
+        assert_eq!(accepted.await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn failures_say_why() {
+        let port = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let e = client(false)
+            .send(Method::GET, &url, None, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(request_failure(&e).starts_with("cannot connect: "), "{e}");
+
+        // Accepts and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let e = client(false)
+            .send(Method::GET, &url, None, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        drop(listener);
     }
 
     #[test]
