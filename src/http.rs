@@ -6,9 +6,12 @@
 //! costs no wakeups. Per-connection deadlines exist only while a client is
 //! connected, so a client that stalls cannot pin a task forever.
 //!
-//! [`client`] is the blocking client half of the same conventions.
+//! [`client`] is the blocking client half of the same conventions (for the
+//! subcommands); [`outbound`] is the HTTP(S) client of Consul calls and HTTP
+//! health checks.
 
 pub mod client;
+pub mod outbound;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};

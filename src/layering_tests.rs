@@ -8,10 +8,8 @@
 //! `#[cfg(test)] mod NAME { ... }` blocks, and finds each `crate::NAME` and
 //! each NAME in `use crate::{NAME, ...}`, in code and in comments alike (a
 //! doc link is a dependency for the reader). A reference to a module in a
-//! higher layer fails the test with its file, line and arrow, unless the
-//! arrow is in [`KNOWN_BACK_ARROWS`].
+//! higher layer fails the test with its file, line and arrow.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -27,15 +25,6 @@ const LAYERS: &[&[&str]] = &[
     &["supervisor"],
     &["control", "telemetry"],
     &["cli", "main"],
-];
-
-/// Arrows that still run upwards, `(from, to)`, while issue #16 removes
-/// them. This list may only shrink: [`known_back_arrows_all_still_exist`]
-/// fails when an entry no longer occurs, so remove it then.
-const KNOWN_BACK_ARROWS: &[(&str, &str)] = &[
-    // jobs/health.rs formats reqwest errors with discovery::client's
-    // `error_chain` and `request_failure` (they could move down to `http`).
-    ("jobs", "discovery"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
@@ -300,40 +289,14 @@ fn all_back_arrows() -> Vec<Arrow> {
         .collect()
 }
 
-fn is_known(arrow: &Arrow) -> bool {
-    KNOWN_BACK_ARROWS.contains(&(arrow.from.as_str(), arrow.to.as_str()))
-}
-
 #[test]
 fn no_module_refers_to_one_above_it() {
-    let new: Vec<String> = all_back_arrows()
-        .iter()
-        .filter(|a| !is_known(a))
-        .map(Arrow::to_string)
-        .collect();
+    let new: Vec<String> = all_back_arrows().iter().map(Arrow::to_string).collect();
     assert!(
         new.is_empty(),
         "imports must run down the layers {LAYERS:?}; these run up:\n{}\n\
          Move the shared piece down (or the caller up) instead of importing upwards.",
         new.join("\n")
-    );
-}
-
-#[test]
-fn known_back_arrows_all_still_exist() {
-    let present: BTreeSet<(String, String)> = all_back_arrows()
-        .into_iter()
-        .map(|a| (a.from, a.to))
-        .collect();
-    let gone: Vec<String> = KNOWN_BACK_ARROWS
-        .iter()
-        .filter(|(from, to)| !present.contains(&(from.to_string(), to.to_string())))
-        .map(|(from, to)| format!("{from} -> {to}"))
-        .collect();
-    assert!(
-        gone.is_empty(),
-        "these arrows are gone: remove them from KNOWN_BACK_ARROWS so they cannot come back:\n{}",
-        gone.join("\n")
     );
 }
 

@@ -12,11 +12,11 @@
 //! - [`process`]: spawning in process groups and the single reaper;
 //! - [`environ`]: the environment handed to children;
 //! - [`discovery`]: service registration (Consul);
-//! - [`coordination`]: leader election, Consul KV and sessions, live service tags;
+//! - [`coordination`]: leader election, Consul KV and sessions;
 //! - [`control`]: the control socket (HTTP over a unix socket);
 //! - [`telemetry`]: Prometheus metrics and the telemetry endpoint;
 //! - [`http`]: the HTTP/1.1 plumbing shared by control, telemetry and the
-//!   subcommands;
+//!   subcommands, and the outbound client of Consul calls and health checks;
 //! - [`logging`]: log formats, written off the runtime thread from a bounded queue.
 //!
 //! Imports run one way, down these layers (`layering_tests` checks it):

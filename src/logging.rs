@@ -15,10 +15,10 @@
 //! on stdout. [`flush`] drains the queue at exit, within a time budget.
 
 use crate::config::model::{LogFormat, LogLevel, LogOutput, LoggingConfig};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -53,7 +53,10 @@ struct Logger {
     config: RwLock<LoggingConfig>,
     /// The sink lines are sent to now (follows `config.output`).
     sink: RwLock<Sink>,
-    queue: SyncSender<Queued>,
+    queue: Arc<LineQueue>,
+    /// Whether the writer thread started; without it lines are written in
+    /// place.
+    writer_running: AtomicBool,
     /// Bytes in the queue now, for the [`QUEUE_BYTES`] bound.
     queued_bytes: Arc<AtomicUsize>,
     /// Lines dropped since the writer last reported them.
@@ -84,11 +87,12 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 fn logger() -> &'static Logger {
     LOGGER.get_or_init(|| {
-        let (queue, lines) = mpsc::sync_channel(QUEUE_LINES);
+        let queue = Arc::new(LineQueue::default());
         let logger = Logger {
             config: RwLock::new(LoggingConfig::default()),
             sink: RwLock::new(Sink::Stdout),
-            queue,
+            queue: queue.clone(),
+            writer_running: AtomicBool::new(false),
             queued_bytes: Arc::default(),
             dropped: Arc::default(),
             dropped_total: AtomicU64::new(0),
@@ -96,18 +100,21 @@ fn logger() -> &'static Logger {
             progress: Arc::default(),
         };
         let writer = Writer {
-            lines,
+            lines: queue,
             queued_bytes: logger.queued_bytes.clone(),
             dropped: logger.dropped.clone(),
             progress: logger.progress.clone(),
         };
         // Without the thread nothing would be written: fall back to writing
         // in place (the old, blocking behaviour) rather than losing the log.
-        if let Err(e) = std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run())
         {
-            let _ = writeln!(io::stderr(), "autopilot: cannot start the log writer: {e}");
+            Ok(_) => logger.writer_running.store(true, Ordering::SeqCst),
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "autopilot: cannot start the log writer: {e}");
+            }
         }
         logger
     })
@@ -216,15 +223,13 @@ impl Logger {
             self.drop_line(size);
             return;
         }
-        match self.queue.try_send(Queued { sink, line }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.drop_line(size),
-            Err(TrySendError::Disconnected(q)) => {
-                // No writer thread: write in place rather than lose the log.
-                self.queued_bytes.fetch_sub(size, Ordering::SeqCst);
-                let _ = write_to(&q.sink, q.line.as_bytes());
-                self.progress.advance(1);
-            }
+        if !self.writer_running.load(Ordering::SeqCst) {
+            // No writer thread: write in place rather than lose the log.
+            self.queued_bytes.fetch_sub(size, Ordering::SeqCst);
+            let _ = write_to(&sink, line.as_bytes());
+            self.progress.advance(1);
+        } else if !self.queue.try_push(Queued { sink, line }) {
+            self.drop_line(size);
         }
     }
 
@@ -236,9 +241,59 @@ impl Logger {
     }
 }
 
+/// The lines waiting for the writer, at most [`QUEUE_LINES`].
+///
+/// A deque that grows with use rather than std's `sync_channel`, which
+/// writes every one of its slots when made: about 190 KiB, 48 pages touched
+/// before the first job starts and kept resident, for a queue that is empty
+/// nearly always.
+#[derive(Default)]
+struct LineQueue {
+    state: Mutex<QueueState>,
+    filled: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    lines: VecDeque<Queued>,
+    /// The writer sleeps on `filled`: only then is a wake-up (a syscall)
+    /// needed.
+    writer_waiting: bool,
+}
+
+impl LineQueue {
+    /// Queues `line`; false when the queue is full.
+    fn try_push(&self, line: Queued) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.lines.len() >= QUEUE_LINES {
+            return false;
+        }
+        state.lines.push_back(line);
+        let wake = state.writer_waiting;
+        drop(state);
+        if wake {
+            self.filled.notify_one();
+        }
+        true
+    }
+
+    /// The oldest line, waiting for one.
+    fn pop(&self) -> Queued {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(line) = state.lines.pop_front() {
+                state.writer_waiting = false;
+                return line;
+            }
+            state.writer_waiting = true;
+            state = self.filled.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// The thread that writes queued lines out, and reports drops.
 struct Writer {
-    lines: Receiver<Queued>,
+    lines: Arc<LineQueue>,
     queued_bytes: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     progress: Arc<Progress>,
@@ -246,7 +301,8 @@ struct Writer {
 
 impl Writer {
     fn run(self) {
-        while let Ok(Queued { sink, line }) = self.lines.recv() {
+        loop {
+            let Queued { sink, line } = self.lines.pop();
             let _ = write_to(&sink, line.as_bytes());
             self.queued_bytes.fetch_sub(line.len(), Ordering::SeqCst);
             // Reported once the output moves again, where the gap is.

@@ -4,8 +4,8 @@
 //! from an agent that is unreachable or refuses the request.
 
 use crate::discovery::client::{Blocking, CallError, ConsulClient, Reply, key_path, segment};
+use crate::http::outbound::Method;
 use base64::Engine;
-use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;

@@ -124,7 +124,7 @@ impl Endpoint {
 
     /// The base of every request URL. With HTTPS and a `servername`, the URL
     /// names the server name (so TLS checks the certificate against it) and
-    /// the client resolves that name to `host` (see `client::PinnedResolver`).
+    /// the client connects to `host` instead (see `client::ConsulClient::new`).
     pub fn request_base(&self) -> String {
         match self.pinned_name() {
             Some(name) => format!("https://{}:{}", Self::url_host(name), self.port),

@@ -9,8 +9,11 @@
 //! cluster no longer knows, so watches start theirs again.
 
 use super::address::{ConsulError, Endpoint, Scheme, Sourced};
-use reqwest::header::{HeaderMap, HeaderValue};
-use std::net::SocketAddr;
+use crate::http::outbound::{
+    self, Failure, HttpClient, Method, Settings, TlsOptions, Url, request_failure,
+};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use rustls::pki_types::CertificateDer;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,7 +128,7 @@ pub struct ConsulClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    http: HttpClient,
     /// `scheme://host:port` that request paths are appended to.
     base: String,
     /// The agent's address for logs (never with the token).
@@ -136,7 +139,7 @@ struct Inner {
 impl ConsulClient {
     /// Builds the client; reads the TLS files named in `endpoint`.
     pub fn new(endpoint: &Endpoint) -> Result<ConsulClient, ConsulError> {
-        let mut headers = HeaderMap::new();
+        let mut headers = Vec::new();
         if let Some(token) = &endpoint.token {
             let mut value = HeaderValue::from_str(token).map_err(|_| {
                 ConsulError::new(
@@ -146,26 +149,31 @@ impl ConsulClient {
                 )
             })?;
             value.set_sensitive(true);
-            headers.insert("X-Consul-Token", value);
+            headers.push((HeaderName::from_static("x-consul-token"), value));
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .default_headers(headers)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("autopilot/", env!("CARGO_PKG_VERSION")))
-            // The agent is local and answers at once; no proxy between us.
-            .no_proxy()
-            .tcp_nodelay(true);
-        if endpoint.scheme == Scheme::Https {
-            builder = apply_tls(builder, endpoint)?;
+        let https = endpoint.scheme == Scheme::Https;
+        let http = HttpClient::new(Settings {
+            headers,
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            keep_alive: true,
+            tls: if https {
+                Some(tls_options(endpoint)?)
+            } else {
+                None
+            },
+            // With a `servername`, request URLs name it (so TLS checks the
+            // certificate against it) while the connection goes to the host.
+            connect_host: endpoint.pinned_name().map(|_| endpoint.host.clone()),
+        });
+        if https {
+            http.check_tls().map_err(|e| {
+                ConsulError::new(
+                    "consul",
+                    format!("cannot set up the HTTP client: {e}"),
+                    "check the `tls` settings",
+                )
+            })?;
         }
-        let http = builder.build().map_err(|e| {
-            ConsulError::new(
-                "consul",
-                format!("cannot set up the HTTP client: {}", error_chain(&e)),
-                "check the `tls` settings",
-            )
-        })?;
         Ok(ConsulClient {
             inner: Arc::new(Inner {
                 http,
@@ -202,13 +210,15 @@ impl ConsulClient {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, CallError> {
-        let mut req = self.inner.http.put(self.url(path)).timeout(CALL_TIMEOUT);
-        if let Some(body) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(serde_json::to_vec(body).unwrap_or_default());
-        }
-        self.send(req, "PUT", path).await?.success()
+        let body = body.map(|b| {
+            (
+                serde_json::to_vec(b).unwrap_or_default(),
+                "application/json",
+            )
+        });
+        self.send(Method::PUT, path, &[], body, CALL_TIMEOUT)
+            .await?
+            .success()
     }
 
     /// `GET path?query`, as a blocking query when `blocking` is given.
@@ -241,13 +251,8 @@ impl ConsulClient {
             }
             None => CALL_TIMEOUT,
         };
-        let req = self
-            .inner
-            .http
-            .get(self.url(path))
-            .query(&params)
-            .timeout(timeout);
-        self.send_read(req, "GET", path).await
+        self.send_read(Method::GET, path, &params, None, timeout)
+            .await
     }
 
     /// Any call with raw body bytes (KV values are not JSON), for the
@@ -256,63 +261,57 @@ impl ConsulClient {
     /// or an unknown session, which callers tell apart from failures.
     pub async fn call(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, CallError> {
-        let shown = method.to_string();
-        let mut req = self
-            .inner
-            .http
-            .request(method, self.url(path))
-            .query(query)
-            .timeout(CALL_TIMEOUT);
-        if let Some(body) = body {
-            req = req.body(body);
-        }
-        self.send(req, &shown, path).await
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.inner.base, path)
+        // Raw bytes (KV values are anything): no Content-Type.
+        let body = body.map(|b| (b, ""));
+        self.send(method, path, query, body, CALL_TIMEOUT).await
     }
 
     async fn send(
         &self,
-        req: reqwest::RequestBuilder,
-        method: &str,
+        method: Method,
         path: &str,
+        query: &[(&str, String)],
+        body: Option<(Vec<u8>, &'static str)>,
+        timeout: Duration,
     ) -> Result<Reply, CallError> {
-        self.send_read(req, method, path)
+        self.send_read(method, path, query, body, timeout)
             .await
             .map(|(reply, _)| reply)
     }
 
+    /// [`Self::send`], with what the answer says of its freshness.
     async fn send_read(
         &self,
-        req: reqwest::RequestBuilder,
-        method: &str,
+        method: Method,
         path: &str,
+        query: &[(&str, String)],
+        body: Option<(Vec<u8>, &'static str)>,
+        timeout: Duration,
     ) -> Result<(Reply, Freshness), CallError> {
-        let outcome = async {
-            let resp = req.send().await?;
-            let status = resp.status().as_u16();
-            let index = resp
-                .headers()
-                .get("X-Consul-Index")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok());
-            let fresh = Freshness::from_headers(resp.headers());
-            let body = resp.bytes().await?.to_vec();
+        let shown = method.to_string();
+        let url = format!("{}{}", self.inner.base, outbound::with_query(path, query));
+        let outcome = match Url::parse(&url) {
+            Ok(url) => self.inner.http.send(method, &url, body, timeout).await,
+            Err(e) => Err(Failure::Setup(format!("invalid request URL {url}: {e}"))),
+        };
+        let outcome = outcome.map(|resp| {
             let reply = Reply {
-                status,
-                index,
-                body,
+                status: resp.status,
+                index: resp
+                    .headers
+                    .get("X-Consul-Index")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse().ok()),
+                body: resp.body,
             };
-            Ok::<_, reqwest::Error>((reply, fresh))
-        }
-        .await;
+            (reply, Freshness::from_headers(&resp.headers))
+        });
+        let method = shown.as_str();
         match outcome {
             Ok((reply, fresh)) => {
                 log::debug!("consul: {method} {path} -> {}", reply.status);
@@ -386,58 +385,47 @@ impl Reachability {
     }
 }
 
-fn apply_tls(
-    mut builder: reqwest::ClientBuilder,
-    endpoint: &Endpoint,
-) -> Result<reqwest::ClientBuilder, ConsulError> {
+/// The TLS settings of an `https://` agent: its CA files (trusted besides
+/// the system's CAs), the client identity, whether to verify at all.
+fn tls_options(endpoint: &Endpoint) -> Result<TlsOptions, ConsulError> {
     let tls = &endpoint.tls;
+    let mut options = TlsOptions::default();
     if let Some(ca) = &tls.ca_file {
         let pem = read_file(ca, "the CA certificate")?;
-        let certs = parse_certs(&pem).ok_or_else(|| {
+        let certs = outbound::pem_certs(&pem).ok_or_else(|| {
             ConsulError::new(
                 ca.from,
                 format!("{} holds no PEM certificate", ca.value.display()),
                 "point it to the CA certificate (PEM) that signed the agent's certificate",
             )
         })?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+        options.extra_roots.extend(certs);
     }
     if let Some(dir) = &tls.ca_path {
-        for cert in certs_in_dir(dir)? {
-            builder = builder.add_root_certificate(cert);
-        }
+        options.extra_roots.extend(certs_in_dir(dir)?);
     }
     if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
         let mut pem = read_file(cert, "the client certificate")?;
         pem.push(b'\n');
         pem.extend(read_file(key, "the client key")?);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+        let identity = outbound::pem_identity(&pem).map_err(|e| {
             ConsulError::new(
                 cert.from,
                 format!(
-                    "cannot use {} with the key {} as a client identity: {}",
+                    "cannot use {} with the key {} as a client identity: {e}",
                     cert.value.display(),
                     key.value.display(),
-                    error_chain(&e)
                 ),
                 "give a PEM certificate and its PEM private key (PKCS#8, RSA or EC)",
             )
         })?;
-        builder = builder.identity(identity);
+        options.identity = Some(identity);
     }
     if !tls.verify {
         log::warn!("consul: TLS certificate verification is turned off");
-        builder = builder.danger_accept_invalid_certs(true);
+        options.accept_invalid_certs = true;
     }
-    if let Some(name) = endpoint.pinned_name() {
-        builder = builder.dns_resolver(Arc::new(PinnedResolver {
-            name: name.to_ascii_lowercase(),
-            host: endpoint.host.clone(),
-        }));
-    }
-    Ok(builder)
+    Ok(options)
 }
 
 fn read_file(file: &Sourced<PathBuf>, what: &str) -> Result<Vec<u8>, ConsulError> {
@@ -450,15 +438,8 @@ fn read_file(file: &Sourced<PathBuf>, what: &str) -> Result<Vec<u8>, ConsulError
     })
 }
 
-/// Every certificate in a PEM bundle; `None` when there is none.
-fn parse_certs(pem: &[u8]) -> Option<Vec<reqwest::Certificate>> {
-    reqwest::Certificate::from_pem_bundle(pem)
-        .ok()
-        .filter(|c| !c.is_empty())
-}
-
 /// The certificates of every PEM file in `dir` (as Consul's `capath`).
-fn certs_in_dir(dir: &Sourced<PathBuf>) -> Result<Vec<reqwest::Certificate>, ConsulError> {
+fn certs_in_dir(dir: &Sourced<PathBuf>) -> Result<Vec<CertificateDer<'static>>, ConsulError> {
     let entries = std::fs::read_dir(&dir.value).map_err(|e| {
         ConsulError::new(
             dir.from,
@@ -470,7 +451,11 @@ fn certs_in_dir(dir: &Sourced<PathBuf>) -> Result<Vec<reqwest::Certificate>, Con
     paths.sort();
     let mut certs = Vec::new();
     for path in paths.iter().filter(|p| p.is_file()) {
-        match std::fs::read(path).ok().as_deref().and_then(parse_certs) {
+        match std::fs::read(path)
+            .ok()
+            .as_deref()
+            .and_then(outbound::pem_certs)
+        {
             Some(found) => certs.extend(found),
             None => log::debug!(
                 "consul: {} holds no PEM certificate; skipped",
@@ -488,58 +473,16 @@ fn certs_in_dir(dir: &Sourced<PathBuf>) -> Result<Vec<reqwest::Certificate>, Con
     Ok(certs)
 }
 
-/// Resolves the TLS server name to the configured agent host, so the
-/// connection goes to the agent while the certificate is checked against
-/// the server name (Consul's `tls_server_name`). Other names resolve normally.
-struct PinnedResolver {
-    name: String,
-    host: String,
-}
-
-impl reqwest::dns::Resolve for PinnedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let target = if name.as_str().eq_ignore_ascii_case(&self.name) {
-            self.host.clone()
-        } else {
-            name.as_str().to_string()
-        };
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.as_str(), 0))
-                .await?
-                .collect();
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// A failed request in a few words: the query string (with its index) and
-/// reqwest's "error sending request" add nothing for the reader.
-fn describe(e: reqwest::Error) -> String {
+/// A failed request in a few words, without the URL: the query string
+/// (with its index) adds nothing for the reader.
+fn describe(e: Failure) -> String {
     if e.is_timeout() {
         return "timed out".to_string();
     }
-    let text = request_failure(e);
+    let text = request_failure(&e);
     match tls_hint(&text) {
         Some(hint) => format!("{text} ({hint})"),
         None => text,
-    }
-}
-
-/// A failed request's cause, without its URL: for a connection failure the
-/// root cause ("cannot connect: Connection refused"), else the whole chain
-/// ("invalid peer certificate: UnknownIssuer"), not reqwest's wrapper text.
-/// Consul requests and HTTP health checks (`jobs::health`) share it.
-pub fn request_failure(e: reqwest::Error) -> String {
-    let connect = e.is_connect();
-    let e = e.without_url();
-    let mut root: &dyn std::error::Error = &e;
-    while let Some(next) = root.source() {
-        root = next;
-    }
-    if connect {
-        format!("cannot connect: {root}")
-    } else {
-        error_chain(&e)
     }
 }
 
@@ -556,22 +499,6 @@ fn tls_hint(text: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// The error and its causes in one line: reqwest's own message alone
-/// ("error sending request") hides the useful part ("connection refused").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 fn truncate(s: &str, max: usize) -> &str {

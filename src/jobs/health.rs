@@ -18,6 +18,7 @@
 use super::narrate::ended;
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::environ::Environ;
+use crate::http::outbound::{Failure, HttpClient, Method, Settings, Url, request_failure};
 use crate::logging::human_duration;
 use crate::process::{self, LastLine, Output, Reaper};
 use nix::sys::signal::Signal;
@@ -191,31 +192,20 @@ async fn http_check(
     ok_status: &RangeInclusive<u16>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let client = http_client()?;
-    let request = client
-        .get(url)
-        .header(reqwest::header::CONNECTION, "close")
-        .timeout(timeout)
-        .send();
-    // reqwest's own timeout covers the request; this one also bounds name
-    // resolution, which runs on a blocking thread.
-    let response = match tokio::time::timeout(timeout, request).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) if e.is_timeout() => {
+    let failed = |why: String| format!("GET {url} failed: {why}");
+    let parsed = Url::parse(url).map_err(failed)?;
+    // The timeout covers name resolution, the connection and the answer.
+    let response = match http_client().status_of(Method::GET, &parsed, timeout).await {
+        Ok(response) => response,
+        Err(e) if e.is_timeout() => {
             return Err(format!(
                 "GET {url} timed out after {}",
                 human_duration(timeout)
             ));
         }
-        Ok(Err(e)) => return Err(format!("GET {url} failed: {}", describe(e))),
-        Err(_) => {
-            return Err(format!(
-                "GET {url} timed out after {}",
-                human_duration(timeout)
-            ));
-        }
+        Err(e) => return Err(failed(describe(e))),
     };
-    let status = response.status().as_u16();
+    let status = response.status;
     if ok_status.contains(&status) {
         Ok(())
     } else {
@@ -229,38 +219,29 @@ async fn http_check(
 
 /// The one HTTP client of every HTTP check.
 ///
-/// Building a client loads the system's CA certificates (for `https://`
-/// checks), far too costly to repeat every few seconds, so it is built once,
-/// on the first HTTP check, and never changes: it holds no per-job or
-/// per-request state (no cookies, no pooled connections), only settings.
-/// No proxy: `HTTP_PROXY` in a pod is meant for the app's outbound traffic,
-/// never for a check of the app itself.
-fn http_client() -> Result<&'static reqwest::Client, String> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .use_rustls_tls()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .pool_max_idle_per_host(0)
-                .user_agent(concat!("autopilot/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| {
-                    format!(
-                        "cannot set up the HTTP client for health checks: {}",
-                        crate::discovery::client::error_chain(&e)
-                    )
-                })
+/// Its TLS setup loads the system's CA certificates (for `https://` checks),
+/// far too costly to repeat every few seconds, so it is made once, on the
+/// first HTTPS check, and never changes: it holds no per-job or per-request
+/// state (no cookies, no kept-alive connections), only settings. No proxy:
+/// `HTTP_PROXY` in a pod is meant for the app's outbound traffic, never for a
+/// check of the app itself.
+fn http_client() -> &'static HttpClient {
+    static CLIENT: OnceLock<HttpClient> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        HttpClient::new(Settings {
+            headers: Vec::new(),
+            connect_timeout: None,
+            keep_alive: false,
+            tls: None,
+            connect_host: None,
         })
-        .as_ref()
-        .map_err(Clone::clone)
+    })
 }
 
 /// A failed request in a few words: the cause ("Connection refused",
-/// "invalid peer certificate: UnknownIssuer"), not reqwest's wrapper text.
-fn describe(e: reqwest::Error) -> String {
-    let text = crate::discovery::client::request_failure(e);
+/// "invalid peer certificate: UnknownIssuer").
+fn describe(e: Failure) -> String {
+    let text = request_failure(&e);
     if text.contains("UnknownIssuer") || text.contains("not valid for name") {
         format!(
             "{text} (the app's certificate is not trusted for this URL: https checks verify \

@@ -80,9 +80,12 @@ build_autopilot_image
 version="$(docker run --rm autopilot:latest -version)"
 [[ "$version" == autopilot* ]] || fail "autopilot -version in the image printed: $version"
 ok "the FROM scratch image runs the static binary: $version"
+# The image is the static binary alone. Its budget: 4.94 MB on 2026-12-07
+# (see Cargo.toml's [profile.release]) plus about 10% for Rust and crate
+# updates; a new dependency of reqwest's size (0.7 MB) fails it.
 size="$(docker image inspect -f '{{.Size}}' autopilot:latest)"
-[ "$size" -lt 30000000 ] || fail "autopilot image is $size bytes, expected < 30 MB"
-ok "autopilot image is $((size / 1000)) kB"
+[ "$size" -le 5500000 ] || fail "autopilot image is $size bytes, over its 5.5 MB budget (see Cargo.toml)"
+ok "autopilot image is $((size / 1000)) kB (budget 5500 kB)"
 
 log "docker-compose build"
 run_logged build-demo "${COMPOSE[@]}" build

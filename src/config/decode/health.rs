@@ -236,13 +236,13 @@ fn check_url(url: &str) -> Result<(), (String, String)> {
             ),
         ));
     }
-    let parsed = reqwest::Url::parse(url).map_err(|e| {
+    let parsed = crate::http::outbound::Url::parse(url).map_err(|e| {
         (
             format!("`{url}` is not a valid URL: {e}"),
             EXAMPLE.to_string(),
         )
     })?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
+    if parsed.has_credentials {
         return Err((
             format!("`{url}` holds credentials, which an HTTP check does not send"),
             "remove `user:password@` (the URL is logged when the check fails); for an endpoint \

@@ -195,7 +195,7 @@ fn join<'a>(args: &Args<'_, 'a>) -> Result<Value<'a>, String> {
 fn regex_replace_all<'a>(args: &Args<'_, 'a>) -> Result<Value<'a>, String> {
     args.want(3)?;
     let (pattern, to, s) = (args.string(0)?, args.string(1)?, args.string(2)?);
-    let re = regex::Regex::new(pattern).map_err(|e| {
+    let re = regex::Regex::new(&ascii_perl_classes(pattern)).map_err(|e| {
         let detail = e.to_string();
         let detail = detail.lines().last().unwrap_or_default().trim().to_string();
         format!("regexReplaceAll: invalid regular expression {pattern:?}: {detail}")
@@ -210,6 +210,40 @@ fn regex_replace_all<'a>(args: &Args<'_, 'a>) -> Result<Value<'a>, String> {
         return Err(too_big("regexReplaceAll"));
     }
     Ok(Value::Str(re.replace_all(s, to).into_owned()))
+}
+
+/// `pattern` with Go's (RE2's) meaning of `\d \w \s \b` and their negations:
+/// ASCII only, as ContainerPilot has them. The regex crate's are Unicode-aware
+/// (and need its large Unicode tables, left out of the binary: see Cargo.toml);
+/// the classes become explicit ASCII sets, which work inside `[...]` too.
+fn ascii_perl_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(next) = chars.next() else {
+            out.push(c);
+            break;
+        };
+        match next {
+            'd' => out.push_str("[0-9]"),
+            'D' => out.push_str("[^0-9]"),
+            'w' => out.push_str("[0-9A-Za-z_]"),
+            'W' => out.push_str("[^0-9A-Za-z_]"),
+            's' => out.push_str(r"[\t\n\f\r ]"),
+            'S' => out.push_str(r"[^\t\n\f\r ]"),
+            'b' => out.push_str(r"(?-u:\b)"),
+            'B' => out.push_str(r"(?-u:\B)"),
+            other => {
+                out.push(c);
+                out.push(other);
+            }
+        }
+    }
+    out
 }
 
 /// The error of a function whose result would exceed [`MAX_RENDERED`].

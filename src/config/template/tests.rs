@@ -558,6 +558,24 @@ fn regex_replace_all_function() {
         ok("{{ regexReplaceAll \"(\\\\w+)@(\\\\w+)\" \"$2 at ${1}\" \"me@host\" }}"),
         "host at me"
     );
+    // As in Go (RE2): the Perl classes and word boundaries are ASCII-only,
+    // Unicode classes and case folding are not.
+    assert_eq!(
+        ok("{{ regexReplaceAll \"\\\\d+|\\\\s\" \"#\" \"a1 b٣\u{00a0}\" }}"),
+        "a##b٣\u{00a0}"
+    );
+    assert_eq!(
+        ok("{{ regexReplaceAll \"\\\\bb|[\\\\W\\\\d]\" \"_\" \"éb-9x\" }}"),
+        "____x"
+    );
+    assert_eq!(
+        ok("{{ regexReplaceAll \"(?i)\\\\p{Greek}+É\" \"-\" \"aΩμé\" }}"),
+        "a-"
+    );
+    assert_eq!(
+        ok("{{ regexReplaceAll \"\\\\\\\\d\" \"x\" \"a\\\\d\" }}"),
+        "ax"
+    );
     err_at(
         "line\n {{ regexReplaceAll \"(\" \"x\" \"y\" }}",
         2,
