@@ -64,7 +64,7 @@ impl From<JobStatus> for JobView {
             last_exit: j.last_exit,
             last_exit_code: j.last_exit_code,
             advertised: j.advertised,
-            service: j.service.map(str::to_string),
+            service: j.service.map(|s| s.as_str().to_string()),
             leader: j.leader,
         }
     }

@@ -8,7 +8,7 @@ use super::health::{self, CheckOutcome, RunningCheck};
 use super::machine::{Effect, Health, Input, Machine, Rules, ServiceAction, State, Timer};
 use super::narrate::{self, Next};
 use super::registry::ServiceRegistry;
-use super::status::{JobStatus, StatusBoard};
+use super::status::{JobStatus, Registration, StatusBoard};
 use crate::config::duration;
 use crate::config::model::JobConfig;
 use crate::environ::Environ;
@@ -437,10 +437,10 @@ impl Runner {
         status.restarts = self.machine.restarts;
         status.set_exit(self.machine.last_exit);
         status.service = self.service.map(|action| match action {
-            ServiceAction::Register => "registered",
-            ServiceAction::Pass => "passing",
-            ServiceAction::Fail => "critical",
-            ServiceAction::Deregister => "deregistered",
+            ServiceAction::Register => Registration::Registered,
+            ServiceAction::Pass => Registration::Passing,
+            ServiceAction::Fail => Registration::Critical,
+            ServiceAction::Deregister => Registration::Deregistered,
         });
         self.shared.board.update(status);
     }

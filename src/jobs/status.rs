@@ -28,13 +28,78 @@ pub struct JobStatus {
     /// The shell-style code of the last exit (128+signal for a signal death).
     pub last_exit_code: Option<i32>,
     pub advertised: bool,
-    /// What autopilot last asked of the service registry for this job
-    /// (`registered`, `passing`, `critical`, `deregistered`); `None` before
-    /// the first request or when the job is not advertised.
-    pub service: Option<&'static str>,
+    /// What autopilot last asked of the service registry for this job, or
+    /// (once its registration task has run) what the agent has; `None`
+    /// before the first request or when the job is not advertised.
+    pub service: Option<Registration>,
     /// The job's part in its leader election (jobs with `leader` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<LeaderStatus>,
+}
+
+/// A job's service as the status view shows it: what the job asked of the
+/// registry, overridden by what the Consul agent has once the registration
+/// task has heard from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Registered, its check still in its initial status.
+    Registered,
+    Passing,
+    Critical,
+    Deregistered,
+    /// Never registered yet (Consul unreachable since start).
+    #[serde(rename = "not registered")]
+    NotRegistered,
+    /// The last call to the agent failed.
+    Unknown,
+}
+
+impl Registration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Registered => "registered",
+            Registration::Passing => "passing",
+            Registration::Critical => "critical",
+            Registration::Deregistered => "deregistered",
+            Registration::NotRegistered => "not registered",
+            Registration::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a job stands in its leader election.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaderRole {
+    /// Not competing: the job is not healthy in Consul (or not yet).
+    Standby,
+    /// Competing: opening a session, or waiting for the key.
+    Candidate,
+    /// Holding the key.
+    Leader,
+}
+
+impl LeaderRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaderRole::Standby => "standby",
+            LeaderRole::Candidate => "candidate",
+            LeaderRole::Leader => "leader",
+        }
+    }
+}
+
+impl std::fmt::Display for LeaderRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A job's part in a leader election, kept by its election task
@@ -42,9 +107,7 @@ pub struct JobStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaderStatus {
-    /// `leader`; `candidate` (competing for the key); `standby` (not
-    /// competing: the job is not healthy in Consul).
-    pub role: String,
+    pub role: LeaderRole,
     /// The Consul KV key competed for.
     pub key: String,
     /// The service ID holding the key, when known.
@@ -118,7 +181,7 @@ pub struct StatusBoard {
     /// registration task last saw it; overrides [`JobStatus::service`],
     /// which is only what the job asked for (while Consul is unreachable a
     /// job asks for `passing` but nothing is registered).
-    registrations: Arc<Mutex<BTreeMap<String, &'static str>>>,
+    registrations: Arc<Mutex<BTreeMap<String, Registration>>>,
     /// Whether the container is in maintenance mode (set by the supervisor).
     maintenance: Arc<AtomicBool>,
 }
@@ -139,7 +202,7 @@ impl StatusBoard {
         let mut status = self.jobs.lock().unwrap().get(name).cloned()?;
         status.leader = self.leaders.lock().unwrap().get(name).cloned();
         if let Some(have) = self.registrations.lock().unwrap().get(name) {
-            status.service = Some(have);
+            status.service = Some(*have);
         }
         Some(status)
     }
@@ -151,16 +214,14 @@ impl StatusBoard {
         for status in &mut all {
             status.leader = leaders.get(&status.name).cloned();
             if let Some(have) = registrations.get(&status.name) {
-                status.service = Some(have);
+                status.service = Some(*have);
             }
         }
         all
     }
 
-    /// Records what the agent has of `job`'s service: `passing`,
-    /// `critical`, `registered` (initial status), `deregistered`,
-    /// `not registered` (never was) or `unknown` (the last call failed).
-    pub fn set_registration(&self, job: &str, have: &'static str) {
+    /// Records what the agent has of `job`'s service.
+    pub fn set_registration(&self, job: &str, have: Registration) {
         self.registrations
             .lock()
             .unwrap()

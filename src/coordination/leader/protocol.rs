@@ -6,26 +6,8 @@ use crate::events::{Event, EventCode};
 use log::Level;
 use std::time::Instant;
 
-/// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Not competing: the job is not healthy in Consul (or not yet).
-    Standby,
-    /// Competing: opening a session, or waiting for the key.
-    Candidate,
-    /// Holding the key.
-    Leader,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Standby => "standby",
-            Role::Candidate => "candidate",
-            Role::Leader => "leader",
-        }
-    }
-}
+/// Where a job stands (the status view's type, so no translation is needed).
+pub use crate::jobs::status::LeaderRole as Role;
 
 /// What the Consul agent has of the job's service, as the task last read
 /// it from the registry.

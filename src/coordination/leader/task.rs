@@ -247,7 +247,7 @@ impl Election {
         self.ctx.board.set_leader(
             &self.job,
             Some(LeaderStatus {
-                role: role.as_str().to_string(),
+                role,
                 key: self.config.key.clone(),
                 holder,
                 since_ms,

@@ -23,6 +23,7 @@ use super::definition::{ServiceDef, Status};
 use crate::discovery::backoff::Backoff;
 use crate::discovery::client::CallError;
 use crate::jobs::machine::ServiceAction;
+use crate::jobs::status::Registration;
 use log::Level;
 use std::time::{Duration, Instant};
 
@@ -78,7 +79,7 @@ pub enum Effect {
     Call(Call),
     Log(Level, String),
     /// What the status view shows of the registration.
-    Board(&'static str),
+    Board(Registration),
     /// Followers of [`CheckView`] see this (sent only when it changed).
     View(CheckView),
     /// When to feed [`Input::RetryDue`]; `None`: no retry pending.
@@ -161,14 +162,14 @@ impl Machine {
     }
 
     /// What the status view shows of the registration.
-    pub fn board(&self) -> &'static str {
+    pub fn board(&self) -> Registration {
         match self.have {
-            Have::Registered(Some(Status::Passing)) => "passing",
-            Have::Registered(Some(Status::Critical)) => "critical",
-            Have::Registered(None) => "registered",
-            _ if !self.registered_once => "not registered",
-            Have::Absent => "deregistered",
-            Have::Unknown => "unknown",
+            Have::Registered(Some(Status::Passing)) => Registration::Passing,
+            Have::Registered(Some(Status::Critical)) => Registration::Critical,
+            Have::Registered(None) => Registration::Registered,
+            _ if !self.registered_once => Registration::NotRegistered,
+            Have::Absent => Registration::Deregistered,
+            Have::Unknown => Registration::Unknown,
         }
     }
 

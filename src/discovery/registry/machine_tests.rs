@@ -50,7 +50,7 @@ impl Harness {
     fn new(def: ServiceDef) -> Harness {
         let machine = Machine::new(def);
         Harness {
-            board: machine.board(),
+            board: machine.board().as_str(),
             machine,
             now: Instant::now(),
             answers: VecDeque::new(),
@@ -88,7 +88,7 @@ impl Harness {
                     effects.extend(self.machine.on(Input::Answered(answer), self.now));
                 }
                 Effect::Log(level, line) => self.logs.push((level, line)),
-                Effect::Board(have) => self.board = have,
+                Effect::Board(have) => self.board = have.as_str(),
                 Effect::View(view) => {
                     assert_ne!(view, self.view, "a view is sent only when it changed");
                     self.view = view;
