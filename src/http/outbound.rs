@@ -15,14 +15,20 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+mod tls;
+mod url;
+
 pub use hyper::Method;
+pub use tls::{TlsOptions, pem_certs, pem_identity};
+pub use url::{Url, with_query};
+
+use tls::build_tls;
 
 /// What every request says it is.
 const USER_AGENT: &str = concat!("autopilot/", env!("CARGO_PKG_VERSION"));
@@ -32,192 +38,6 @@ const MAX_IDLE: usize = 8;
 /// between may have dropped it silently. No timer closes it (no idle
 /// wakeups); it is dropped when next looked at.
 const MAX_IDLE_AGE: Duration = Duration::from_secs(60);
-
-/// A parsed `http://` or `https://` URL, as much of it as a request needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    pub https: bool,
-    /// Host name or IP address (IPv6 without brackets), lowercase.
-    pub host: String,
-    pub port: u16,
-    /// The `Host` header: the host, and the port when it is not the
-    /// scheme's default.
-    pub authority: String,
-    /// What follows the authority, fragment dropped: at least `/`.
-    pub path_and_query: String,
-    /// Whether the URL holds `user:password@` (never sent).
-    pub has_credentials: bool,
-}
-
-impl Url {
-    /// Parses `text`; the error says what is wrong in a few words (the same
-    /// words as the `url` crate for the mistakes people make: "empty host",
-    /// "invalid port number").
-    pub fn parse(text: &str) -> Result<Url, String> {
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| "relative URL without a base".to_string())?;
-        let https = if scheme.eq_ignore_ascii_case("https") {
-            true
-        } else if scheme.eq_ignore_ascii_case("http") {
-            false
-        } else {
-            return Err(format!("unsupported scheme {scheme}"));
-        };
-        let rest = rest.split('#').next().unwrap_or_default();
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        let (has_credentials, host_port) = match authority.rsplit_once('@') {
-            Some((_, hp)) => (true, hp),
-            None => (false, authority),
-        };
-        let (host, port) = split_host_port(host_port)?;
-        let default_port = if https { 443 } else { 80 };
-        let port = match port {
-            None | Some("") => default_port,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|_| p.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| "invalid port number".to_string())?,
-        };
-        let shown_host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.clone()
-        };
-        let authority = if port == default_port {
-            shown_host
-        } else {
-            format!("{shown_host}:{port}")
-        };
-        let path_and_query = match tail {
-            "" => "/".to_string(),
-            t if t.starts_with('?') => format!("/{}", percent_encode_target(t)),
-            t => percent_encode_target(t),
-        };
-        Ok(Url {
-            https,
-            host,
-            port,
-            authority,
-            path_and_query,
-            has_credentials,
-        })
-    }
-}
-
-/// The host (lowercase, IPv6 without brackets) and the port text, if any.
-fn split_host_port(s: &str) -> Result<(String, Option<&str>), String> {
-    let (host, port) = if let Some(inner) = s.strip_prefix('[') {
-        let (v6, after) = inner
-            .split_once(']')
-            .ok_or_else(|| "invalid IPv6 address".to_string())?;
-        if v6.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err("invalid IPv6 address".into());
-        }
-        let port = match after {
-            "" => None,
-            a => Some(
-                a.strip_prefix(':')
-                    .ok_or_else(|| "invalid port number".to_string())?,
-            ),
-        };
-        (v6, port)
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("empty host".into());
-    }
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':');
-    if !host.bytes().all(allowed) {
-        return Err("invalid domain character".into());
-    }
-    Ok((host.to_ascii_lowercase(), port))
-}
-
-/// Percent-encodes what may not appear in a request line (spaces, controls,
-/// non-ASCII), as browsers and the `url` crate do; `%` escapes already there
-/// are kept.
-fn percent_encode_target(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b <= b' ' || b >= 0x7f || matches!(b, b'"' | b'<' | b'>' | b'`' | b'{' | b'}') {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push(b as char);
-        }
-    }
-    out
-}
-
-/// `path` with `params` appended as its query string (form encoding, as
-/// Go's `url.Values` and Consul expect).
-pub fn with_query(path: &str, params: &[(&str, String)]) -> String {
-    if params.is_empty() {
-        return path.to_string();
-    }
-    let mut out = path.to_string();
-    out.push(if path.contains('?') { '&' } else { '?' });
-    for (i, (k, v)) in params.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        form_encode(k, &mut out);
-        out.push('=');
-        form_encode(v, &mut out);
-    }
-    out
-}
-
-fn form_encode(s: &str, out: &mut String) {
-    for b in s.bytes() {
-        match b {
-            b' ' => out.push('+'),
-            b if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_') => {
-                out.push(b as char)
-            }
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-}
-
-/// Trust and identity for `https://`.
-#[derive(Default)]
-pub struct TlsOptions {
-    /// Trusted in addition to the system's CA certificates.
-    pub extra_roots: Vec<CertificateDer<'static>>,
-    /// A client certificate chain and its key, for agents that verify
-    /// their clients.
-    pub identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-    /// Accept any server certificate (Consul's `tls.verify: false`).
-    pub accept_invalid_certs: bool,
-}
-
-/// Every certificate in a PEM bundle; `None` when there is none or the
-/// PEM is damaged.
-pub fn pem_certs(pem: &[u8]) -> Option<Vec<CertificateDer<'static>>> {
-    CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .ok()
-        .filter(|c| !c.is_empty())
-}
-
-/// The certificates and the private key (PKCS#8, RSA or EC) in `pem`.
-pub fn pem_identity(
-    pem: &[u8],
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    let certs = pem_certs(pem).ok_or("no PEM certificate found")?;
-    let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key found".to_string(),
-        e => format!("the private key cannot be read: {e}"),
-    })?;
-    Ok((certs, key))
-}
 
 /// How a client behaves.
 pub struct Settings {
@@ -536,91 +356,6 @@ impl HttpClient {
             .tls
             .get_or_init(|| build_tls(self.inner.settings.tls.as_ref()).map(Arc::new))
             .clone()
-    }
-}
-
-/// The rustls setup: ring's primitives, TLS 1.2 and 1.3, the system's CAs
-/// plus `options`' own.
-fn build_tls(options: Option<&TlsOptions>) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?;
-    let builder = if options.is_some_and(|o| o.accept_invalid_certs) {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for e in &native.errors {
-            log::debug!("http: system CA certificates: {e}");
-        }
-        roots.add_parsable_certificates(native.certs);
-        for cert in options.map(|o| o.extra_roots.as_slice()).unwrap_or(&[]) {
-            roots
-                .add(cert.clone())
-                .map_err(|e| format!("cannot use the CA certificate: {e}"))?;
-        }
-        builder.with_root_certificates(roots)
-    };
-    let mut config = match options.and_then(|o| o.identity.as_ref()) {
-        Some((certs, key)) => builder
-            .with_client_auth_cert(certs.clone(), key.clone_key())
-            .map_err(|e| format!("cannot use the client certificate: {e}"))?,
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// Consul's `tls.verify: false`: any certificate is accepted, signatures
-/// are still checked against it (as Go's InsecureSkipVerify does).
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
