@@ -191,3 +191,27 @@ fn with_a_config_the_main_job_gets_the_terminal() {
     let (code, out) = on_a_terminal(&format!("-config {}", cfg.display()), SHELL_INPUT);
     assert_interactive(code, &out);
 }
+
+#[test]
+fn a_reload_says_there_is_no_config_to_re_read() {
+    let dir = TestDir::new();
+    let ready = dir.join("ready");
+    let mut ap = tini_sh(&format!(
+        "touch {}; while :; do sleep 1; done",
+        ready.display()
+    ));
+    wait_until("the command to start", LONG, || {
+        ready.exists().then_some(())
+    });
+    wait_until("the control socket", LONG, || {
+        ap.control_socket().exists().then_some(())
+    });
+    let reply = ap.control_request("POST", "/v3/reload", None);
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert!(reply.body.contains("nothing to re-read"), "{}", reply.body);
+    let (code, _, stderr) = ap.control_command(&["-reload"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("nothing to re-read"), "{stderr}");
+    ap.signal(libc::SIGTERM);
+    assert_eq!(ap.wait_exit(LONG), 128 + libc::SIGTERM, "{}", ap.output());
+}
