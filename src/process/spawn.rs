@@ -131,8 +131,7 @@ fn start(
     foreground: bool,
 ) -> Result<Pid, SpawnError> {
     let fail = |error: io::Error| SpawnError { error };
-    // Opened per spawn, as std did: a long-lived fd here would be one more
-    // thing for a file-descriptor limit to trip over.
+    // Opened per spawn (close-on-exec), as std did.
     let dev_null = if foreground {
         None
     } else {
