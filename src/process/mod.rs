@@ -1,5 +1,6 @@
 //! Processes: spawning, the reaper, exit statuses and PID-1 setup.
 
+mod clone_spawn;
 mod exit;
 pub mod memory;
 mod reaper;

@@ -3,18 +3,18 @@
 //! Each child gets its own process group (so a stop or timeout can signal the
 //! whole tree it started), default signal dispositions and an empty signal
 //! mask (whatever the supervisor blocks or handles must not leak into the
-//! app), an explicit environment, and stdin from /dev/null. We use
-//! `std::process::Command` only to fork and exec; waiting is the reaper's job.
+//! app), an explicit environment, and stdin from /dev/null. The process
+//! itself is made by [`clone_spawn`](super::clone_spawn) (no `fork`); waiting
+//! is the reaper's job.
 
+use super::clone_spawn;
 use crate::config::model::Exec;
 use crate::logging;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, sigprocmask};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -130,99 +130,38 @@ fn start(
     output: &Output,
     foreground: bool,
 ) -> Result<Pid, SpawnError> {
-    let mut cmd = Command::new(&exec.program);
-    cmd.args(&exec.args)
-        .env_clear()
-        .envs(env)
-        .stdin(if foreground {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .process_group(0);
+    let fail = |error: io::Error| SpawnError { error };
+    // Opened per spawn (close-on-exec), as std did.
+    let dev_null = if foreground {
+        None
+    } else {
+        Some(std::fs::File::open("/dev/null").map_err(fail)?)
+    };
+    // Close-on-exec on both ends: only the child's fds 1 and 2 (dup2 drops
+    // the flag) may hold the write end, or the reader would wait for EOF on
+    // whichever unrelated child inherited it.
     let log_pipe = match output.log_name() {
         None => None,
         Some(_) => {
-            let (read, write) = nix::unistd::pipe().map_err(|e| SpawnError { error: e.into() })?;
-            let write2 = write.try_clone().map_err(|error| SpawnError { error })?;
-            cmd.stdout(Stdio::from(write)).stderr(Stdio::from(write2));
-            Some(read)
+            Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.into()))?)
         }
     };
-    // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (sigprocmask, signal).
-    unsafe {
-        if foreground {
-            cmd.pre_exec(take_terminal);
-        }
-        cmd.pre_exec(reset_signals);
-    }
-    let child = cmd.spawn().map_err(|error| SpawnError { error })?;
-    // `cmd` (and with it our copies of the pipe's write end) is dropped at the
-    // end of this function, so the reader sees EOF when the child's tree closes it.
-    let pid = Pid::from_raw(child.id() as i32);
-    drop(child); // Never waited on here: the reaper owns waitpid.
-    if let (Some(read), Some(name)) = (log_pipe, output.log_name()) {
+    let stdio = clone_spawn::Stdio {
+        stdin: dev_null.as_ref().map(|f| f.as_fd()),
+        output: log_pipe.as_ref().map(|(_, write)| write.as_fd()),
+    };
+    let pid =
+        clone_spawn::spawn(&exec.program, &exec.args, env, stdio, foreground).map_err(fail)?;
+    // Our write end closes here, so the reader sees EOF when the child's
+    // tree closes its copies. Never waited on here: the reaper owns waitpid.
+    if let (Some((read, _write)), Some(name)) = (log_pipe, output.log_name()) {
         let last = match output {
             Output::LogKeepingLast(_, last) => Some(last.clone()),
             _ => None,
         };
         forward_lines(read, name.to_string(), last);
     }
-    Ok(pid)
-}
-
-/// In the child, after it has its own process group: make that group the
-/// foreground group of the terminal on stdin, if stdin is one. SIGTTOU is
-/// blocked first, since a background group asking for the terminal gets it
-/// otherwise; [`reset_signals`] then clears the mask.
-fn take_terminal() -> io::Result<()> {
-    let mut ttou = SigSet::empty();
-    ttou.add(Signal::SIGTTOU);
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None)?;
-    // SAFETY: isatty, getpgrp and tcsetpgrp are async-signal-safe syscalls
-    // on fd 0; failure (no controlling terminal) only means there is no
-    // terminal to take.
-    unsafe {
-        if libc::isatty(0) == 1 {
-            libc::tcsetpgrp(0, libc::getpgrp());
-        }
-    }
-    Ok(())
-}
-
-/// Restores default dispositions and an empty mask in the child.
-///
-/// Every signal the kernel knows is reset, real-time ones included: an
-/// ignored signal stays ignored across exec, and autopilot may have inherited
-/// ignored signals itself. In particular glibc's `posix_spawn` (what Rust's
-/// `Command` uses when it can, so what a Rust parent gives us) leaves glibc's
-/// internal signals 32 and 33 ignored in the new process. glibc's `sigaction`
-/// refuses to touch those two, so this asks the kernel directly.
-fn reset_signals() -> io::Result<()> {
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-    // A zeroed kernel `struct sigaction` is SIG_DFL, no flags and an empty
-    // mask, whatever the order of its fields on this architecture; 32 bytes
-    // covers every layout Linux uses.
-    let default = [0u64; 4];
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: rt_sigaction reads `default` (large enough, see above) and
-        // writes nothing (null old action); the kernel sigset is 8 bytes.
-        // Between fork and exec only raw syscalls like this one are safe.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                default.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                std::mem::size_of::<u64>(),
-            );
-        }
-    }
-    Ok(())
+    Ok(Pid::from_raw(pid))
 }
 
 /// Longest line kept from a child; the rest of an over-long line is dropped
@@ -280,4 +219,85 @@ pub fn signal_group(pgid: Pid, signal: Signal) {
 /// Whether any process (zombies included) is left in the group.
 pub fn group_alive(pgid: Pid) -> bool {
     pgid.as_raw() > 1 && !matches!(killpg(pgid, None), Err(nix::errno::Errno::ESRCH))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(program: &str, args: &[&str]) -> Exec {
+        Exec {
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    fn path() -> BTreeMap<String, String> {
+        BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())])
+    }
+
+    #[test]
+    fn a_program_that_cannot_start_maps_to_the_shells_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let cases = [
+            (
+                "no-such-program",
+                127,
+                "No such file or directory (os error 2)",
+            ),
+            (
+                plain.to_str().unwrap(),
+                126,
+                "Permission denied (os error 13)",
+            ),
+        ];
+        for (program, code, message) in cases {
+            let e = spawn(&exec(program, &[]), &path(), &Output::Raw).unwrap_err();
+            assert_eq!(
+                (e.exit_code(), e.error.to_string().as_str()),
+                (code, message)
+            );
+        }
+    }
+
+    /// The pipe inode behind `fd` of `pid`, if that fd is a pipe.
+    fn pipe_of(pid: Pid, fd: &str) -> Option<String> {
+        let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
+        let link = link.to_string_lossy();
+        link.starts_with("pipe:").then(|| link.into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_childs_log_pipe_stays_out_of_the_next_child() {
+        let first = spawn(
+            &exec("sleep", &["60"]),
+            &path(),
+            &Output::Log("first".into()),
+        )
+        .unwrap();
+        let second = spawn(&exec("sleep", &["60"]), &path(), &Output::Raw).unwrap();
+        let log_pipe = pipe_of(first, "1").expect("the first child's stdout is its log pipe");
+        let leaked: Vec<String> = std::fs::read_dir(format!("/proc/{second}/fd"))
+            .unwrap()
+            .filter_map(|e| pipe_of(second, e.unwrap().file_name().to_str()?))
+            .filter(|p| *p == log_pipe)
+            .collect();
+        for pid in [first, second] {
+            signal_group(pid, Signal::SIGKILL);
+            nix::sys::wait::waitpid(pid, None).unwrap();
+        }
+        assert_eq!(leaked, Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn the_last_line_is_known_once_the_child_closes_its_output() {
+        let last = LastLine::default();
+        let output = Output::LogKeepingLast("check".into(), last.clone());
+        let pid = spawn(&exec("sh", &["-c", "echo one; echo two"]), &path(), &output).unwrap();
+        let line = last.wait(std::time::Duration::from_secs(10)).await;
+        nix::sys::wait::waitpid(pid, None).unwrap();
+        assert_eq!(line.as_deref(), Some("two"));
+    }
 }
