@@ -17,9 +17,12 @@
 //! replaced atomically (write, then rename), so a hook never reads half a file.
 
 use crate::environ::env_name;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// One passing instance of a watched service.
@@ -317,22 +320,28 @@ pub fn prefix_json(entries: &[KvEntry]) -> Vec<u8> {
 /// The directory for watch files: `/run/autopilot-<pid>` when `/run` is
 /// writable, else `$TMPDIR/autopilot-<pid>` (usually `/tmp`). Removed when
 /// autopilot exits normally.
+///
+/// Held under an exclusive `flock` while autopilot runs: every autopilot is
+/// PID 1, so two of them sharing a `/run` (a host-mounted one, or the
+/// benches' many autopilots each in its own PID namespace) would otherwise
+/// write the same files and remove the directory under each other. A
+/// directory whose lock is held goes to the next name (`autopilot-1.2`, ...);
+/// one left behind by a killed autopilot is not locked and is reused.
 pub struct RuntimeDir {
     path: PathBuf,
+    /// Keeps the lock (closed on exec, so children do not hold it).
+    _lock: Option<Flock<std::fs::File>>,
 }
 
 impl RuntimeDir {
     pub fn create() -> Result<RuntimeDir, String> {
         let leaf = format!("autopilot-{}", std::process::id());
-        let candidates = [
-            Path::new("/run").join(&leaf),
-            std::env::temp_dir().join(&leaf),
-        ];
+        let bases = [Path::new("/run").to_path_buf(), std::env::temp_dir()];
         let mut errors = Vec::new();
-        for path in candidates {
-            match std::fs::create_dir_all(&path) {
-                Ok(()) => return Ok(RuntimeDir { path }),
-                Err(e) => errors.push(format!("{}: {e}", path.display())),
+        for base in bases {
+            match RuntimeDir::claim(&base, &leaf) {
+                Ok(dir) => return Ok(dir),
+                Err(e) => errors.push(e),
             }
         }
         Err(format!(
@@ -341,11 +350,56 @@ impl RuntimeDir {
         ))
     }
 
+    /// The first of `base/leaf`, `base/leaf.2`, ... that no running autopilot holds.
+    fn claim(base: &Path, leaf: &str) -> Result<RuntimeDir, String> {
+        const TRIES: u32 = 64;
+        let mut n = 1;
+        let mut attempts = 0;
+        while attempts < TRIES * 2 && n <= TRIES {
+            attempts += 1;
+            let path = match n {
+                1 => base.join(leaf),
+                n => base.join(format!("{leaf}.{n}")),
+            };
+            let shown = path.display();
+            std::fs::create_dir_all(&path).map_err(|e| format!("{shown}: {e}"))?;
+            let dir = match std::fs::File::open(&path) {
+                Ok(dir) => dir,
+                // Removed by the autopilot that held it, just now: try again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("{shown}: {e}")),
+            };
+            let lock = match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    n += 1;
+                    continue;
+                }
+                Err((_, e)) => return Err(format!("{shown}: cannot lock: {e}")),
+            };
+            // Locked, but maybe a directory its holder removed meanwhile.
+            let held = lock.metadata().map_err(|e| format!("{shown}: {e}"))?;
+            match std::fs::metadata(&path) {
+                Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => {
+                    return Ok(RuntimeDir {
+                        path,
+                        _lock: Some(lock),
+                    });
+                }
+                _ => continue,
+            }
+        }
+        Err(format!(
+            "{}: {TRIES} directories named {leaf}* in use",
+            base.display()
+        ))
+    }
+
     /// A directory of the test's own: `create` names it by pid, which tests
     /// running in one process would share (and remove under each other).
     #[cfg(test)]
     pub fn at(path: PathBuf) -> RuntimeDir {
-        RuntimeDir { path }
+        RuntimeDir { path, _lock: None }
     }
 
     pub fn path(&self) -> &Path {
@@ -376,16 +430,33 @@ impl Drop for RuntimeDir {
 
 /// Replaces `path` with `bytes` atomically, off the async thread.
 pub async fn write_atomic(path: PathBuf, bytes: Vec<u8>) -> Result<(), String> {
-    let shown = path.display().to_string();
-    let job = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, &path)
+    match write_all_atomic(vec![(path, bytes)]).await.pop() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Replaces each file atomically, all in one trip to a blocking thread (one
+/// wake-up of that thread per change, not one per file); returns the errors.
+pub async fn write_all_atomic(files: Vec<(PathBuf, Vec<u8>)>) -> Vec<String> {
+    let shown: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+    let job = tokio::task::spawn_blocking(move || -> Vec<(usize, std::io::Error)> {
+        let mut errors = Vec::new();
+        for (i, (path, bytes)) in files.into_iter().enumerate() {
+            let tmp = path.with_extension("tmp");
+            let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                errors.push((i, e));
+            }
+        }
+        errors
     });
     match job.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("cannot write {shown}: {e}")),
-        Err(e) => Err(format!("cannot write {shown}: {e}")),
+        Ok(errors) => errors
+            .into_iter()
+            .map(|(i, e)| format!("cannot write {}: {e}", shown[i]))
+            .collect(),
+        Err(e) => vec![format!("cannot write {}: {e}", shown.join(", "))],
     }
 }
 
@@ -551,6 +622,22 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[test]
+    fn autopilots_sharing_a_base_get_a_directory_each() {
+        let base = tempfile::tempdir().unwrap();
+        let first = RuntimeDir::claim(base.path(), "autopilot-1").unwrap();
+        let second = RuntimeDir::claim(base.path(), "autopilot-1").unwrap();
+        assert_eq!(first.path(), base.path().join("autopilot-1"));
+        assert_eq!(second.path(), base.path().join("autopilot-1.2"));
+        drop(first);
+        assert!(!base.path().join("autopilot-1").exists());
+        assert!(second.path().is_dir());
+        // Left behind by a killed autopilot: not locked, so reused.
+        std::fs::create_dir(base.path().join("autopilot-1")).unwrap();
+        let third = RuntimeDir::claim(base.path(), "autopilot-1").unwrap();
+        assert_eq!(third.path(), base.path().join("autopilot-1"));
     }
 
     #[test]

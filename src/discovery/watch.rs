@@ -357,9 +357,7 @@ impl Watch {
                 payload::prefix_json(entries),
             ),
         };
-        if let Err(e) = payload::write_atomic(self.file.clone(), bytes).await {
-            log::error!("{}: {e} (in {})", self.source, self.dir.path().display());
-        }
+        let mut files = vec![(self.file.clone(), bytes)];
         let mut details = serde_json::Map::new();
         let mut summary = format!(
             "{} -> {}",
@@ -384,10 +382,10 @@ impl Watch {
                 &changes,
                 &self.changes_file,
             ));
-            let bytes = payload::changes_json(&changes);
-            if let Err(e) = payload::write_atomic(self.changes_file.clone(), bytes).await {
-                log::error!("{}: {e} (in {})", self.source, self.dir.path().display());
-            }
+            files.push((self.changes_file.clone(), payload::changes_json(&changes)));
+        }
+        for e in payload::write_all_atomic(files).await {
+            log::error!("{}: {e} (in {})", self.source, self.dir.path().display());
         }
         for (key, value) in vars {
             self.environ.set_runtime(&key, value);
