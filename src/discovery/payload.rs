@@ -352,7 +352,8 @@ impl RuntimeDir {
 
     /// The first of `base/leaf`, `base/leaf.2`, ... that no running autopilot holds.
     fn claim(base: &Path, leaf: &str) -> Result<RuntimeDir, String> {
-        const TRIES: u32 = 64;
+        // Room for the benches: hundreds of autopilots on one `/run`.
+        const TRIES: u32 = 4096;
         let mut n = 1;
         let mut attempts = 0;
         while attempts < TRIES * 2 && n <= TRIES {
