@@ -33,8 +33,8 @@ source benches/lib.sh
 [ "$(id -u)" -eq 0 ] || die "must run as root (unshare --pid needs it)"
 bench_require_consul
 command -v unshare >/dev/null || die "unshare not found"
-command -v cc >/dev/null || die "cc not found (apt-get install -y gcc): the hook is a tiny C program"
 bench_autopilot_bin
+bench_build_stamp
 export BIN N="${N:-200}" FLIPS="${FLIPS:-50}" SPACING="${SPACING:-1}" IDLE_SECS="${IDLE_SECS:-10}" PROXY="${PROXY:-1}"
 bench_python <<'PY'
 import itertools, multiprocessing, resource
@@ -139,26 +139,7 @@ if PROXY:
 else:
     addrs = servers
 SERVICE = "flipper"
-STAMP = f"{work}/stamp"
-with open(f"{work}/stamp.c", "w") as f:
-    f.write(r"""
-#include <fcntl.h>
-#include <stdio.h>
-#include <time.h>
-#include <unistd.h>
-/* Appends the time (ns since the epoch, 19 digits and a newline) to argv[1]. */
-int main(int argc, char **argv) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    char line[32];
-    int n = snprintf(line, sizeof line, "%019lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
-    int fd = argc > 1 ? open(argv[1], O_WRONLY | O_APPEND | O_CREAT, 0644) : -1;
-    return fd < 0 || write(fd, line, n) != n;
-}
-""")
-# Static when the C library allows it: no dynamic loading, the lightest hook.
-if subprocess.run(["cc", "-O2", "-static", "-o", STAMP, f"{work}/stamp.c"], stderr=subprocess.DEVNULL).returncode != 0:
-    subprocess.run(["cc", "-O2", "-o", STAMP, f"{work}/stamp.c"], check=True)
+STAMP = os.environ["STAMP"]
 
 def flip(on):
     body = {"Node": "external", "Address": "127.0.0.1"}

@@ -27,6 +27,17 @@ bench_autopilot_bin() {
     [ -x "$BIN" ] || die "$BIN is not an executable"
 }
 
+# Compiles benches/stamp.c (a hook that appends the time to a file) into a
+# scratch directory and exports its path as STAMP. Static when the C library
+# allows it: no dynamic loading, the lightest hook.
+bench_build_stamp() {
+    command -v cc >/dev/null || die "cc not found (apt-get install -y gcc): the hook is a tiny C program"
+    local dir
+    dir=$(mktemp -d /tmp/autopilot-stamp.XXXXXX)
+    export STAMP="$dir/stamp"
+    cc -O2 -static -o "$STAMP" benches/stamp.c 2>/dev/null || cc -O2 -o "$STAMP" benches/stamp.c
+}
+
 # Replaces the shell with python3 running the Python helpers below followed by
 # the program on stdin.
 bench_python() {

@@ -21,13 +21,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source benches/lib.sh
 command -v python3 >/dev/null || die "python3 not found"
-command -v cc >/dev/null || die "cc not found (apt-get install -y gcc): the hook is a tiny C program"
 if [ "$#" -eq 0 ]; then
     bench_autopilot_bin
     set -- "$BIN"
 fi
 for b in "$@"; do [ -x "$b" ] || die "$b is not an executable"; done
 export RUNS="${RUNS:-1000}" ROUNDS="${ROUNDS:-3}"
+bench_build_stamp
 exec python3 - "$@" <<'PY'
 import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
@@ -37,25 +37,7 @@ ROOT = os.getuid() == 0
 TICK = os.sysconf("SC_CLK_TCK")
 work = tempfile.mkdtemp(prefix="autopilot-spawn-bench-")
 
-STAMP = f"{work}/stamp"
-with open(f"{work}/stamp.c", "w") as f:
-    f.write(r"""
-#include <fcntl.h>
-#include <stdio.h>
-#include <time.h>
-#include <unistd.h>
-/* Appends the time (ns since the epoch, 19 digits and a newline) to argv[1]. */
-int main(int argc, char **argv) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    char line[32];
-    int n = snprintf(line, sizeof line, "%019lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
-    int fd = argc > 1 ? open(argv[1], O_WRONLY | O_APPEND | O_CREAT, 0644) : -1;
-    return fd < 0 || write(fd, line, n) != n;
-}
-""")
-if subprocess.run(["cc", "-O2", "-static", "-o", STAMP, f"{work}/stamp.c"], stderr=subprocess.DEVNULL).returncode != 0:
-    subprocess.run(["cc", "-O2", "-o", STAMP, f"{work}/stamp.c"], check=True)
+STAMP = os.environ["STAMP"]
 
 def stat_fields(pid):
     with open(f"/proc/{pid}/stat") as f:
